@@ -1,0 +1,91 @@
+"""Losses of Gatys et al.: content, style (Gram matrices) and total variation.
+
+Normalization. Raw VGG feature magnitudes differ by orders of magnitude between weight
+conventions (Caffe's 0-255 inputs against torchvision's standardized ones), between VGG-16
+and VGG-19, between layers and between image sizes. So that one set of default weights means
+the same everywhere:
+
+* a Gram matrix is averaged over positions (``F Fᵀ / (H W)``), so it does not grow with size;
+* each layer's loss is the squared error divided by the squared norm of its *target*
+  (``‖G - A‖² / ‖A‖²`` for style, ``‖F - P‖² / ‖P‖²`` for content). Scaling all features by
+  any factor leaves every loss unchanged, and every layer starts at a comparable magnitude.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+
+EPS = 1e-12
+
+
+def gram_matrix(features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Gram matrix of (N, C, H, W) features averaged over positions -> (N, C, C).
+
+    With ``mask`` (N or 1, 1, H, W, values in [0, 1]) positions are weighted by the mask and the
+    average is taken over the mask's total weight (the masked Gram of Gatys et al. 2017).
+    """
+    n, c, h, w = features.shape
+    flat = features.reshape(n, c, h * w)
+    if mask is None:
+        return flat @ flat.transpose(1, 2) / (h * w)
+    m = mask.reshape(mask.shape[0], 1, h * w).to(flat.dtype)
+    return (flat * m) @ flat.transpose(1, 2) / m.sum(dim=2, keepdim=True).clamp_min(EPS)
+
+
+def relative_squared_error(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """‖value - target‖² / ‖target‖²: scale-free, 1.0 for an all-zero ``value``."""
+    return (value - target).pow(2).sum() / target.pow(2).sum().clamp_min(EPS)
+
+
+def content_loss(features: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Mean over content layers of the relative squared feature error."""
+    losses = [relative_squared_error(features[k], t) for k, t in targets.items()]
+    return torch.stack(losses).mean()
+
+
+def style_losses(
+    features: Mapping[str, torch.Tensor],
+    targets: Mapping[str, torch.Tensor],
+    masks: Mapping[str, torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Per-layer relative Gram error; ``masks`` (per layer) gives masked Grams."""
+    out = {}
+    for layer, target in targets.items():
+        mask = None if masks is None else masks.get(layer)
+        out[layer] = relative_squared_error(gram_matrix(features[layer], mask), target)
+    return out
+
+
+def weighted_style_loss(per_layer: Mapping[str, torch.Tensor], weights: Mapping[str, float]) -> torch.Tensor:
+    """Weighted sum of per-layer style losses, the weights normalized to sum to one."""
+    total = sum(weights[k] for k in per_layer)
+    return sum(per_layer[k] * (weights[k] / total) for k in per_layer)  # type: ignore[return-value]
+
+
+def tv_loss(image: torch.Tensor) -> torch.Tensor:
+    """Total variation: mean squared difference of neighbouring pixels (image in [0, 1])."""
+    dx = image[..., :, 1:] - image[..., :, :-1]
+    dy = image[..., 1:, :] - image[..., :-1, :]
+    return dx.pow(2).mean() + dy.pow(2).mean()
+
+
+def range_penalty(image: torch.Tensor) -> torch.Tensor:
+    """Smooth penalty on pixels outside [0, 1].
+
+    The optimizer works on unconstrained pixels (clamping inside an L-BFGS closure corrupts its
+    curvature history and makes the loss spike); this term keeps them near the valid range, and
+    the output is clamped once at the end.
+    """
+    return ((image - 1).clamp_min(0).pow(2) + (-image).clamp_min(0).pow(2)).mean()
+
+
+def blend_grams(grams: Sequence[Mapping[str, torch.Tensor]], weights: Sequence[float]) -> dict[str, torch.Tensor]:
+    """Blend several styles' Gram targets with weights (normalized to sum to one)."""
+    if len(grams) != len(weights):
+        raise ValueError("one blend weight per style image is needed")
+    total = float(sum(weights))
+    if total <= 0 or any(w < 0 for w in weights):
+        raise ValueError("blend weights must be non-negative and not all zero")
+    return {k: sum(g[k] * (w / total) for g, w in zip(grams, weights, strict=True)) for k in grams[0]}

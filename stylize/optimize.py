@@ -1,0 +1,148 @@
+"""The optimizer loop: L-BFGS or Adam on the pixels, with a spike guard and early stopping.
+
+* The pixels are optimized unconstrained; nothing is clamped inside the L-BFGS closure (that
+  corrupts the optimizer's curvature history: the PyTorch tutorial's loss jumps from 0.45 to
+  over a million that way). A range penalty in the objective keeps pixels near [0, 1].
+* The guard looks at every evaluation: a non-finite loss, or one far above the best so far,
+  restores the best iterate and restarts the optimizer with an empty history.
+* Early stopping: the run ends once the best loss improved by less than ``tol`` (relative)
+  over the last ``window`` steps.
+* The result is always the best iterate seen, also when the run is interrupted.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from stylize.errors import StopTransfer
+
+# objective(image) -> (total loss, {name: value}) ; the dict holds python floats for logging
+Objective = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
+
+OPTIMIZERS = ("lbfgs", "adam")
+DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
+
+STOP_REASONS = {
+    "converged": "the loss stopped improving",
+    "max_steps": "the step limit was reached",
+    "interrupted": "interrupted (Ctrl-C); the best image so far was kept",
+    "stopped": "stopped on request; the best image so far was kept",
+    "diverged": "the loss kept jumping after restarts; the best image so far was kept",
+}
+
+
+@dataclass
+class StepRecord:
+    """One optimizer step as logged: the losses at the iterate the step started from."""
+
+    step: int
+    seconds: float
+    losses: dict[str, float]
+    event: str = ""  # "" or "restored" (the guard restored the best iterate)
+
+
+@dataclass
+class OptimizeResult:
+    image: torch.Tensor  # the best iterate (unclamped)
+    best_loss: float
+    history: list[StepRecord] = field(default_factory=list)
+    stop_reason: str = "max_steps"
+    restores: int = 0
+
+
+def _make_optimizer(name: str, param: torch.Tensor, lr: float, history_size: int) -> torch.optim.Optimizer:
+    if name == "lbfgs":
+        return torch.optim.LBFGS(
+            [param], lr=lr, max_iter=1, history_size=history_size, tolerance_grad=0.0, tolerance_change=0.0
+        )
+    if name == "adam":
+        return torch.optim.Adam([param], lr=lr)
+    raise ValueError(f"unknown optimizer {name!r}; choose {' or '.join(OPTIMIZERS)}")
+
+
+def optimize(
+    image: torch.Tensor,
+    objective: Objective,
+    *,
+    steps: int,
+    optimizer: str = "lbfgs",
+    lr: float | None = None,
+    tol: float = 1e-3,
+    window: int = 20,
+    spike_factor: float = 1.5,
+    max_restores: int = 10,
+    history_size: int = 50,
+    on_step: Callable[[StepRecord, torch.Tensor], None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> OptimizeResult:
+    """Minimize ``objective`` over the pixels of ``image`` for at most ``steps`` steps.
+
+    ``on_step(record, best_image)`` is called after every step; it may raise
+    :class:`~stylize.errors.StopTransfer` to end the run (the best image is kept). A
+    ``KeyboardInterrupt`` ends the run the same way, with stop reason ``"interrupted"``.
+    ``tol <= 0`` disables early stopping.
+    """
+    lr = DEFAULT_LR[optimizer] if lr is None else lr
+    param = image.detach().clone().requires_grad_(True)
+    opt = _make_optimizer(optimizer, param, lr, history_size)
+    best = {"loss": math.inf, "image": param.detach().clone()}
+    last: dict[str, object] = {}
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        loss, parts = objective(param)
+        loss.backward()
+        value = float(loss)
+        last["loss"], last["parts"] = value, parts
+        if math.isfinite(value) and value < best["loss"]:
+            best["loss"], best["image"] = value, param.detach().clone()
+        if not math.isfinite(value):
+            param.grad = torch.zeros_like(param)  # keep the optimizer's arithmetic finite
+        return loss
+
+    result = OptimizeResult(image=best["image"], best_loss=math.inf)
+    best_per_step: list[float] = []
+    start = clock()
+    consecutive_restores = 0
+    try:
+        for step in range(1, steps + 1):
+            opt.step(closure)
+            value = float(last["loss"])  # type: ignore[arg-type]
+            event = ""
+            if not math.isfinite(value) or value > spike_factor * best["loss"]:
+                # Guard: back to the best iterate, with a fresh optimizer (empty history).
+                with torch.no_grad():
+                    param.copy_(best["image"])
+                lr = lr * 0.5 if optimizer == "adam" else lr
+                opt = _make_optimizer(optimizer, param, lr, history_size)
+                event = "restored"
+                result.restores += 1
+                consecutive_restores += 1
+            else:
+                consecutive_restores = 0
+            record = StepRecord(step, clock() - start, dict(last["parts"]), event)  # type: ignore[arg-type]
+            record.losses["total"] = value
+            result.history.append(record)
+            best_per_step.append(best["loss"])
+            if on_step is not None:
+                on_step(record, best["image"])
+            if consecutive_restores >= max_restores:
+                result.stop_reason = "diverged"
+                break
+            if tol > 0 and step > window:
+                before = best_per_step[-window - 1]
+                if before - best["loss"] < tol * abs(before):
+                    result.stop_reason = "converged"
+                    break
+    except KeyboardInterrupt:
+        result.stop_reason = "interrupted"
+    except StopTransfer:
+        result.stop_reason = "stopped"
+    result.image = best["image"]
+    result.best_loss = best["loss"]
+    return result

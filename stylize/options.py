@@ -1,0 +1,144 @@
+"""Every option of a run, in one dataclass.
+
+The command line is generated from these fields (name, type, default, help, choices), so the
+CLI and the API cannot drift apart. :meth:`Options.validate` turns bad values into one-line
+:class:`~stylize.errors.OptionError` messages naming the option.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from stylize.backbone.preprocess import CONVENTIONS
+from stylize.backbone.vgg import ARCHITECTURES
+from stylize.errors import OptionError
+from stylize.imageio import DEFAULT_MAX_PIXELS
+from stylize.optimize import OPTIMIZERS
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+INITS = ("content", "noise")
+PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+PAPER_CONTENT_LAYERS = ("relu4_2",)
+
+
+def _opt(default: Any, help: str, *, choices: tuple[str, ...] | None = None, metavar: str | None = None,
+         group: str = "main") -> Any:
+    meta = {"help": help, "choices": choices, "metavar": metavar, "group": group}
+    if isinstance(default, (list, dict)):
+        raise TypeError("use tuples for sequence defaults")
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class Options:
+    """Settings of one style transfer. Every field is also a command-line flag (``--style-weight``)."""
+
+    # --- output size and schedule
+    size: int = _opt(512, "long side of the output in pixels", metavar="PX")
+    steps: int = _opt(200, "most optimizer steps at each scale; a scale ends earlier once the loss stops "
+                      "improving (see --tol)", metavar="N")
+    scales: str = _opt("auto", "coarse-to-fine schedule: 'auto', a number of scales (1 = single scale), or "
+                       "a comma list of long sides ending with --size, e.g. 256,512", metavar="SPEC")
+    tol: float = _opt(2e-3, "early stop: end a scale when the loss improved by less than this fraction "
+                      "over the last --window steps (0 disables)", group="optimizer")
+    window: int = _opt(20, "steps over which --tol is measured", group="optimizer")
+    # --- losses
+    content_weight: float = _opt(1.0, "weight of the content loss", group="loss")
+    style_weight: float = _opt(10.0, "weight of the style loss (losses are normalized per layer, so "
+                               "the same value works at any size and for every model)", group="loss")
+    tv_weight: float = _opt(0.0, "weight of the total-variation smoothness term", group="loss")
+    content_layers: tuple[str, ...] = _opt(PAPER_CONTENT_LAYERS, "content layers, comma separated",
+                                           metavar="LAYERS", group="loss")
+    style_layers: tuple[str, ...] = _opt(PAPER_STYLE_LAYERS, "style layers, comma separated",
+                                         metavar="LAYERS", group="loss")
+    style_layer_weights: tuple[float, ...] | None = _opt(None, "one weight per style layer, comma separated "
+                                                         "(default: equal)", metavar="W,...", group="loss")
+    style_blend: tuple[float, ...] | None = _opt(None, "with several style images: one blend weight per style, "
+                                                 "comma separated (default: equal)", metavar="W,...", group="loss")
+    # --- network
+    model: str = _opt("vgg19", "feature network", choices=ARCHITECTURES, group="model")
+    weights: str | None = _opt(None, "VGG weights file (state dict); default: cache, download, offline VGG-16",
+                               metavar="FILE", group="model")
+    weights_convention: str = _opt("auto", "input convention of --weights", choices=("auto", *CONVENTIONS),
+                                   group="model")
+    pooling: str = _opt("max", "pooling layers of the network", choices=("max", "average"), group="model")
+    allow_download: bool = _opt(True, "download official weights when none are cached", group="model")
+    # --- optimizer
+    optimizer: str = _opt("lbfgs", "optimizer", choices=OPTIMIZERS, group="optimizer")
+    lr: float | None = _opt(None, "learning rate (default: 1 for lbfgs, 0.02 for adam)", group="optimizer")
+    init: str = _opt("content", "start from the content image, from noise, or from an image file",
+                     metavar="content|noise|FILE", group="optimizer")
+    seed: int = _opt(0, "random seed: the same seed gives the same image on the CPU", group="optimizer")
+    device: str = _opt("auto", "where to compute", choices=DEVICES, group="optimizer")
+    # --- input limits
+    max_pixels: int = _opt(DEFAULT_MAX_PIXELS, "refuse input images with more pixels than this",
+                           metavar="N", group="input")
+
+    def validate(self) -> Options:
+        """Check every value; raise OptionError naming the first bad option. Returns self."""
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            value = getattr(self, f.name)
+            if choices and value not in choices:
+                raise OptionError(f"--{flag(f.name)}: {value!r} is not one of {', '.join(choices)}")
+        positive = {"size": self.size, "steps": self.steps, "window": self.window, "max_pixels": self.max_pixels}
+        for name, value in positive.items():
+            if not isinstance(value, int) or value < 1:
+                raise OptionError(f"--{flag(name)}: must be a positive whole number, got {value!r}")
+        for name in ("content_weight", "style_weight", "tv_weight", "tol"):
+            if getattr(self, name) < 0:
+                raise OptionError(f"--{flag(name)}: must not be negative")
+        if self.lr is not None and self.lr <= 0:
+            raise OptionError("--lr: must be positive")
+        if not self.style_layers:
+            raise OptionError("--style-layers: give at least one layer")
+        if not self.content_layers:
+            raise OptionError("--content-layers: give at least one layer")
+        if self.style_layer_weights is not None:
+            if len(self.style_layer_weights) != len(self.style_layers):
+                raise OptionError(
+                    f"--style-layer-weights: {len(self.style_layer_weights)} weights for "
+                    f"{len(self.style_layers)} style layers"
+                )
+            if any(w < 0 for w in self.style_layer_weights) or sum(self.style_layer_weights) <= 0:
+                raise OptionError("--style-layer-weights: must be non-negative and not all zero")
+        if self.style_blend is not None and (any(w < 0 for w in self.style_blend) or sum(self.style_blend) <= 0):
+            raise OptionError("--style-blend: weights must be non-negative and not all zero")
+        scale_sizes(self.scales, self.size)  # raises on a bad spec
+        return self
+
+
+def flag(name: str) -> str:
+    """Field name -> command-line flag name without dashes (``style_weight`` -> ``style-weight``)."""
+    return name.replace("_", "-")
+
+
+def scale_sizes(spec: str | int, size: int, min_size: int = 128) -> list[int]:
+    """Long sides of the coarse-to-fine schedule, ending with ``size``.
+
+    ``"auto"``: halve ``size`` while the result stays >= ``min_size`` (at most 3 scales);
+    an integer N: N sizes, each half the next (none below 32 px); a comma list: those sizes.
+    """
+    text = str(spec).strip()
+    if text == "auto":
+        sizes = [size]
+        while len(sizes) < 3 and sizes[0] // 2 >= min_size:
+            sizes.insert(0, sizes[0] // 2)
+        return sizes
+    try:
+        if "," not in text:
+            count = int(text)
+            if count < 1:
+                raise ValueError
+            sizes = [max(32, size // 2**k) for k in reversed(range(count))]
+            return sorted(set(sizes))
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise OptionError(f"--scales: {spec!r} is not 'auto', a number, or a comma list of sizes") from None
+    if not sizes or any(s < 16 for s in sizes) or sizes != sorted(sizes) or sizes[-1] > size:
+        raise OptionError(f"--scales: sizes must increase, be at least 16 and end at most at --size ({size})")
+    if sizes[-1] != size:
+        sizes.append(size)
+    return sizes
