@@ -104,10 +104,9 @@ def main(argv: list[str]) -> int:
     finally:
         bar.close()
     save_image(result.image, output)
+    print(f"wrote {output} ({result.image.width}x{result.image.height}, {len(result.history)} steps over "
+          f"{len(result.stop_reasons)} scale(s), {result.seconds:.0f} s; {STOP_REASONS[result.stop_reason]})")
     _write_extras(args, result)
-    summary = (f"wrote {output} ({result.image.width}x{result.image.height}, {len(result.history)} steps over "
-               f"{len(result.stop_reasons)} scale(s), {result.seconds:.0f} s; {STOP_REASONS[result.stop_reason]})")
-    print(summary)
     return EXIT_INTERRUPTED if result.stop_reason == "interrupted" else 0
 
 
