@@ -117,5 +117,7 @@ def _write_extras(args: argparse.Namespace, result: Result) -> None:
     if args.plot:
         from stylize.plot import plot_histories
 
-        plot_histories({Path(args.output).stem: result.history}, args.plot)
+        name = Path(args.output).stem
+        plot_histories({name: result.history}, args.plot, stop_reasons={name: result.stop_reasons},
+                       steps={name: result.settings.get("steps")})
         print(f"wrote {args.plot}")

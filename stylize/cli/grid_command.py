@@ -1,0 +1,305 @@
+"""``stylize grid --content A.jpg --style S.jpg T.jpg --steps 300,1000 -o DIR``: every combination, one sheet.
+
+Writes into DIR each full-size result (``<content>__<style>__<values>__<key>.png``), ``index.json``
+and ``index.csv`` (one run per line: inputs, swept values, network actually used, time, final
+losses, stop reason) and the labelled contact sheet (``sheet.png``). Run it again and the cells
+already in the index with their image present are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io
+import json
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from stylize.cli.common import EXIT_INTERRUPTED, ArgumentParser
+from stylize.cli.files import write_atomic
+from stylize.errors import InputError, OptionError, OutputError, StylizeError
+from stylize.grid import CellResult, Grid, GridProgress, describe_fallbacks, plan_grid, run_grid
+from stylize.imageio import load_image, output_format, save_image
+from stylize.options import Options, flag
+from stylize.sheet import contact_sheet
+
+INDEX_JSON = "index.json"
+INDEX_CSV = "index.csv"
+INDEX_VERSION = 1
+#: Options whose single value is itself a comma list: several values are separated by ';' (or the
+#: flag is repeated).
+LIST_OPTIONS = frozenset({"content_layers", "style_layers", "style_layer_weights", "style_blend", "scales"})
+GROUP_TITLES = {"main": "size and schedule", "loss": "losses", "model": "network", "optimizer": "optimizer",
+                "input": "input", "control": "artistic control"}
+CSV_FIRST = ["key", "file", "content", "style"]
+CSV_LAST = ["model", "arch", "width", "height", "steps", "seconds", "stop_reason", "loss_total", "loss_content",
+            "loss_style", "network", "finished"]
+
+EPILOG = """examples:
+  stylize grid --content photo.jpg --style a.jpg b.jpg --content-weight 1,10 -o sweep
+  stylize grid --content p1.jpg p2.jpg --style a.jpg --model vgg16,vgg19 --steps 100,300 --size 384 -o models
+  stylize grid --content p.jpg --style a.jpg --style-layers "relu1_1,relu2_1;relu3_1,relu4_1" -o layers
+
+Any option of the main command takes a comma list of values to compare (options whose value is
+itself a list - --style-layers, --content-layers, --style-layer-weights, --style-blend, --scales -
+take several values separated by ';', or the flag repeated). Rows are the content images times
+every second swept option (choose them with --rows), columns the style images times the others.
+Cells already done (in DIR/index.json, with their image) are skipped; --redo runs them again.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(
+        prog="stylize grid", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Try every combination of photos, artworks and option values; write each result, an index "
+                    "and one labelled contact sheet.",
+    )
+    parser.add_argument("--content", nargs="+", required=True, metavar="IMAGE", help="content images (rows)")
+    parser.add_argument("--style", nargs="+", required=True, metavar="IMAGE", help="style images (columns)")
+    parser.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the results (created)")
+    parser.add_argument("--rows", metavar="OPTIONS", help="swept options to lay out along the rows, comma separated "
+                        "(e.g. model,steps); the others go to the columns")
+    parser.add_argument("--thumb", type=int, default=256, metavar="PX",
+                        help="thumbnail size on the sheet (default 256)")
+    parser.add_argument("--sheet", default="sheet.png", metavar="NAME",
+                        help="file name of the contact sheet in DIR (.png, .jpg, .webp; default sheet.png)")
+    parser.add_argument("--redo", action="store_true", help="run every cell again, even those already done")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    groups: dict[str, Any] = {}
+    for f in dataclasses.fields(Options):
+        if isinstance(f.default, bool):
+            parser.add_argument(f"--{flag(f.name)}", dest=f.name, action=argparse.BooleanOptionalAction,
+                                default=None, help=f.metadata["help"])
+            continue
+        group_name = f.metadata.get("group", "main")
+        if group_name not in groups:
+            groups[group_name] = parser.add_argument_group(f"{GROUP_TITLES.get(group_name, group_name)} "
+                                                           "(each takes several values to compare)")
+        group = groups[group_name]
+        sep = "';'" if f.name in LIST_OPTIONS else "','"
+        shown = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
+        group.add_argument(f"--{flag(f.name)}", dest=f.name, action="append", metavar="VALUES",
+                           help=f"{f.metadata['help']} (default: {shown}; several values: separate with {sep})")
+    return parser
+
+
+def _convert(name: str, annotation: str, text: str) -> Any:
+    """One command-line value of an Options field, typed."""
+    text = text.strip()
+    optional = "None" in annotation
+    if optional and text.lower() in ("none", "default", ""):
+        return None
+    try:
+        if annotation.startswith("tuple[float"):
+            return tuple(float(p) for p in text.split(",") if p.strip())
+        if annotation.startswith("tuple[str"):
+            return tuple(p.strip() for p in text.split(",") if p.strip())
+        if annotation.startswith("int"):
+            return int(text)
+        if annotation.startswith("float"):
+            return float(text)
+    except ValueError:
+        kind = "whole number" if annotation.startswith("int") else "number"
+        raise OptionError(f"--{flag(name)}: {text!r} is not a {kind}") from None
+    return text
+
+
+def sweep_values(args: argparse.Namespace, argv: list[str]) -> tuple[dict[str, list[Any]], dict[str, Any]]:
+    """(option -> list of values) in the order the flags were given, and the boolean options set."""
+    fields = {f.name: f for f in dataclasses.fields(Options)}
+    position = {}
+    for i, token in enumerate(argv):
+        name = token.split("=", 1)[0].lstrip("-").replace("-", "_")
+        if token.startswith("--") and name in fields:
+            position.setdefault(name, i)
+    sweeps: dict[str, list[Any]] = {}
+    fixed: dict[str, Any] = {}
+    for name in sorted(fields, key=lambda n: position.get(n, len(argv))):
+        raw = getattr(args, name, None)
+        if raw is None:
+            continue
+        if isinstance(raw, bool):
+            fixed[name] = raw
+            continue
+        sep = ";" if name in LIST_OPTIONS else ","
+        texts = [part for item in raw for part in item.split(sep) if part.strip()]
+        if not texts:
+            raise OptionError(f"--{flag(name)}: give a value")
+        sweeps[name] = [_convert(name, str(fields[name].type), text) for text in texts]
+    return sweeps, fixed
+
+
+def prepare_folder(path: str) -> tuple[Path, bool]:
+    """The output folder, created when missing (its parent must exist); and whether it was created."""
+    folder = Path(path)
+    created = not folder.exists()
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(folder, "is not a folder")
+    if not folder.exists():
+        if not folder.parent.is_dir():
+            raise OutputError(folder, f"its parent folder {folder.parent} does not exist")
+        try:
+            folder.mkdir()
+        except OSError as exc:
+            raise OutputError(folder, f"cannot create ({exc.strerror or exc})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(folder, "is not writable")
+    return folder, created
+
+
+def read_index(folder: Path) -> dict[str, dict[str, Any]]:
+    """The entries of DIR/index.json by key ({} when there is none)."""
+    path = folder / INDEX_JSON
+    if not path.exists():
+        return {}
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        runs = payload["runs"]
+        entries = {str(run["key"]): run for run in runs if isinstance(run, dict)}
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise InputError(path, "not a stylize grid index; move it away or choose another folder") from None
+    return entries
+
+
+def write_index(folder: Path, grid: Grid, entries: dict[str, dict[str, Any]]) -> None:
+    """index.json (every run in DIR: this grid's cells first, in sheet order) and index.csv."""
+    order = [cell.key for cell in grid.cells if cell.key in entries]
+    order += [key for key in entries if key not in order]
+    runs = [entries[key] for key in order]
+    write_atomic(folder / INDEX_JSON, json.dumps({"stylize_grid": INDEX_VERSION, "runs": runs}, indent=1,
+                                                  default=str))
+    params: dict[str, None] = {}
+    for run in runs:
+        params.update(dict.fromkeys(run.get("params", {})))
+    buffer = io.StringIO()
+    columns = list(dict.fromkeys([*CSV_FIRST, *params, *CSV_LAST]))
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for run in runs:
+        values = run.get("params", {})
+        writer.writerow({**run, **{k: _csv_value(v) for k, v in values.items()}})
+    write_atomic(folder / INDEX_CSV, buffer.getvalue())
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return "" if value is None else value
+
+
+@contextmanager
+def _warnings_above() -> Iterator[None]:
+    """Print warnings above the progress bar instead of through it."""
+    previous = warnings.showwarning
+
+    def show(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        tqdm.write(f"stylize: warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
+
+
+class GridBar:
+    """One tqdm bar over the planned work of every cell being run."""
+
+    UNITS = 1000
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar: tqdm | None = None  # opened at the first step, once the networks are loaded
+
+    def __call__(self, p: GridProgress) -> None:
+        if self.quiet:
+            return
+        if self.bar is None:
+            self.bar = tqdm(total=self.UNITS, unit="‰", file=sys.stderr, dynamic_ncols=True,
+                            bar_format="{l_bar}{bar}| {elapsed}<{remaining}{postfix}")
+        s = p.step
+        self.bar.set_description(f"cell {p.position}/{p.to_run} scale {s.scale}/{s.num_scales} step {s.step}", False)
+        self.bar.set_postfix_str(f"{Path(p.cell.content).stem} x {Path(p.cell.style).stem}", refresh=False)
+        self.bar.update(round(p.fraction * self.UNITS) - self.bar.n)
+
+    def write(self, text: str) -> None:
+        if self.bar is None:
+            print(text)
+        else:
+            tqdm.write(text)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def main(argv: list[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.thumb < 32:
+        raise OptionError("--thumb: must be at least 32 pixels")
+    output_format(Path(args.sheet))  # a sheet name we can write
+    if Path(args.sheet).name != args.sheet:
+        raise OptionError("--sheet: give a file name (it is written into the output folder)")
+    sweeps, fixed = sweep_values(args, argv)
+    rows = None if args.rows is None else [p.strip().replace("-", "_") for p in args.rows.split(",") if p.strip()]
+    grid = plan_grid(args.content, args.style, sweeps, fixed, rows=rows)
+    content_thumbs = [load_image(p, what="content image", max_side=args.thumb) for p in grid.contents]
+    style_thumbs = [load_image(p, what="style image", max_side=args.thumb) for p in grid.styles]
+    folder, created = prepare_folder(args.output)
+    entries = read_index(folder)
+    done = set() if args.redo else {key for key, e in entries.items() if (folder / str(e.get("file"))).is_file()}
+    done &= {cell.key for cell in grid.cells}
+    todo = len(grid.cells) - len(done)
+    print(f"{len(grid.cells)} cells ({grid.shape[0]} rows x {grid.shape[1]} columns): "
+          f"{todo} to run, skipped {len(done)} done", flush=True)
+
+    bar = GridBar(args.quiet or todo == 0)
+
+    def on_result(item: CellResult) -> None:
+        if item.result.interrupted:  # an image in DIR always means a finished cell
+            bar.write(f"interrupted: {item.cell.label()} (not saved; run the command again to resume)")
+            return
+        save_image(item.result.image, folder / item.cell.name)
+        entries[item.cell.key] = item.entry
+        write_index(folder, grid, entries)
+        e = item.entry
+        bar.write(f"[{len(entries_run) + 1}/{todo}] {item.cell.label()}: {e['arch']}, {e['steps']} steps, "
+                  f"{e['seconds']:.0f} s, {e['stop_reason']} -> {folder / item.cell.name}")
+        entries_run.append(item)
+
+    entries_run: list[CellResult] = []
+    try:
+        with _warnings_above():
+            run = run_grid(grid, skip=done, callback=bar, on_result=on_result)
+    except StylizeError:
+        if created and not any(folder.iterdir()):
+            folder.rmdir()  # leave nothing behind when the first network cannot be loaded
+        raise
+    finally:
+        bar.close()
+    if not entries_run and entries:
+        write_index(folder, grid, entries)  # refresh the CSV/order even when nothing ran
+
+    results = {}
+    for cell in grid.cells:
+        entry = entries.get(cell.key)
+        if entry is not None and (folder / cell.name).is_file():
+            results[cell.key] = load_image(folder / cell.name, what="result", max_side=args.thumb)
+    sheet = contact_sheet(grid, results, entries=entries, content_thumbs=content_thumbs, style_thumbs=style_thumbs,
+                          cell=args.thumb)
+    sheet_path = save_image(sheet, folder / args.sheet, **({"quality": 85} if output_format(Path(args.sheet)) == "JPEG"
+                                                             else {}))
+    for line in describe_fallbacks([entries[c.key] for c in grid.cells if c.key in entries]):
+        print(f"note: {line}")
+    print(f"ran {len(run.results)} cell(s) in {run.seconds:.0f} s, skipped {len(run.skipped)} done; wrote "
+          f"{sheet_path} ({sheet.width}x{sheet.height}), {folder / INDEX_JSON}, {folder / INDEX_CSV}")
+    return EXIT_INTERRUPTED if run.interrupted else 0

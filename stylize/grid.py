@@ -1,0 +1,405 @@
+"""Parameter sweeps: every combination of content images, style images and option values.
+
+:func:`plan_grid` lays the combinations out as a grid (rows: content images x the row
+parameters; columns: style images x the column parameters) and gives every cell a stable key, a
+hash of the two input files and of every option that changes the picture, so a later run can tell
+which cells are already done. :func:`run_grid` runs the cells that are not, one after the other,
+reporting progress through a callback and each finished cell through another; it prints nothing
+and writes no files (the ``stylize grid`` command saves the images, the index and the contact
+sheet drawn by :func:`stylize.sheet.contact_sheet`).
+
+    >>> from stylize.grid import plan_grid, run_grid
+    >>> grid = plan_grid(["photo.jpg"], ["a.jpg", "b.jpg"], {"content_weight": [1, 10]}, {"size": 256})
+    >>> for done in run_grid(grid).results:
+    ...     done.result.image.save(done.cell.name)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from stylize.api import Progress, Result, make_options, transfer
+from stylize.backbone import Backbone, load_backbone
+from stylize.errors import InputError, OptionError
+from stylize.options import Options, flag, scale_sizes
+
+#: Options that do not change the picture (or only by rounding): left out of a cell's key.
+UNKEYED_OPTIONS = frozenset({"device", "max_pixels", "allow_download"})
+#: Options that may name a file whose content changes the picture.
+FILE_OPTIONS = ("mask", "init", "weights")
+
+BackboneFactory = Callable[[Options], Backbone]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One combination: a content image, a style image and the options of the run."""
+
+    index: int  # position in :attr:`Grid.cells` (row-major)
+    row: int
+    col: int
+    content: str
+    style: str
+    params: dict[str, Any]  # the swept options of this cell (field name -> value), in sweep order
+    options: dict[str, Any]  # every option given to transfer (fixed and swept)
+    key: str  # stable hash of the input files and the options that matter
+    name: str  # file name of the full-size result
+
+    def label(self) -> str:
+        """``photo x painting, content-weight 10, model vgg19``."""
+        parts = [f"{Path(self.content).stem} x {Path(self.style).stem}"]
+        parts += [f"{flag(k)} {format_value(v)}" for k, v in self.params.items()]
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One row or column of the grid: an image and the values of the parameters on that axis."""
+
+    image: int  # index into Grid.contents (rows) or Grid.styles (columns)
+    params: dict[str, Any]
+
+
+@dataclass
+class Grid:
+    """The planned sweep (see :func:`plan_grid`)."""
+
+    contents: list[str]
+    styles: list[str]
+    sweeps: dict[str, list[Any]]  # options with two or more values, in the order given
+    fixed: dict[str, Any]  # options with one value
+    row_params: list[str]
+    col_params: list[str]
+    rows: list[Axis]
+    cols: list[Axis]
+    cells: list[Cell]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.rows), len(self.cols)
+
+    def cell(self, row: int, col: int) -> Cell:
+        return self.cells[row * len(self.cols) + col]
+
+
+@dataclass
+class CellResult:
+    """A finished cell: the run's :class:`~stylize.Result` and its index entry."""
+
+    cell: Cell
+    result: Result
+    entry: dict[str, Any]
+
+
+@dataclass
+class GridProgress:
+    """What the progress callback of :func:`run_grid` receives after every optimizer step."""
+
+    cell: Cell
+    position: int  # 1-based number of this cell among the cells being run
+    to_run: int  # cells being run (finished cells skipped)
+    skipped: int
+    step: Progress  # the progress of the run inside this cell
+    fraction: float  # share of the planned work of all cells being run, 0..1
+    elapsed: float  # seconds since run_grid started
+    eta: float | None  # seconds left if every scale of every cell ran all its steps
+
+
+@dataclass
+class GridRun:
+    """What :func:`run_grid` returns."""
+
+    results: list[CellResult] = field(default_factory=list)
+    skipped: list[Cell] = field(default_factory=list)
+    interrupted: bool = False  # a run was stopped (Ctrl-C or StopTransfer); later cells were not run
+    seconds: float = 0.0
+
+
+def format_value(value: Any) -> str:
+    """An option value as written on the command line (``10``, ``0.5``, ``relu1_1,relu2_1``)."""
+    if value is None:
+        return "default"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (tuple, list)):
+        return ",".join(format_value(v) for v in value)
+    return str(value)
+
+
+def _file_digest(path: str, what: str) -> str:
+    try:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+    except FileNotFoundError:
+        raise InputError(path, f"{what}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(path, f"{what}: is a directory") from None
+    except OSError as exc:
+        raise InputError(path, f"{what}: cannot read ({exc.strerror or exc})") from None
+
+
+def _slug(text: str, limit: int = 40) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-.")[:limit] or "x"
+
+
+def _option_files(options: Options) -> dict[str, str]:
+    """Digests of the files named by options (a mask, an init image, a weights file): their content counts."""
+    files = {}
+    for name in FILE_OPTIONS:
+        value = getattr(options, name, None)
+        if isinstance(value, str) and not (name == "init" and value in ("content", "noise")) and Path(value).is_file():
+            files[name] = _file_digest(value, f"--{flag(name)}")
+    return files
+
+
+def cell_key(content_digest: str, style_digest: str, options: Options) -> str:
+    """The stable key of a run: a hash of both images and every option that changes the picture
+    (for options naming a file, also of the file's content)."""
+    keyed = {k: v for k, v in dataclasses.asdict(options).items() if k not in UNKEYED_OPTIONS}
+    text = json.dumps({"content": content_digest, "style": style_digest, "options": keyed,
+                       "files": _option_files(options)}, sort_keys=True, default=list)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _dedupe(values: Sequence[Any]) -> list[Any]:
+    out: list[Any] = []
+    for value in values:
+        if value not in out:
+            out.append(value)
+    return out
+
+
+def plan_grid(
+    contents: Sequence[str | os.PathLike[str]],
+    styles: Sequence[str | os.PathLike[str]],
+    sweeps: Mapping[str, Sequence[Any]] | None = None,
+    fixed: Mapping[str, Any] | None = None,
+    *,
+    rows: Sequence[str] | None = None,
+) -> Grid:
+    """Lay out every combination of ``contents`` x ``styles`` x the values in ``sweeps``.
+
+    Args:
+        contents, styles: image files (each style is its own column; they are not blended).
+        sweeps: option name (a field of :class:`stylize.Options`) -> the values to try. An option
+            with a single value counts as fixed.
+        fixed: options shared by every cell.
+        rows: the swept options shown along the rows (after the content image); the others go to
+            the columns. Default: the first swept option goes to the columns, the second to the
+            rows, and so on alternately.
+
+    Raises:
+        OptionError: an unknown option, a bad value (checked for every combination up front).
+        InputError: a missing or unreadable image file.
+    """
+    if not contents:
+        raise OptionError("--content: give at least one content image")
+    if not styles:
+        raise OptionError("--style: give at least one style image")
+    names = {f.name for f in dataclasses.fields(Options)}
+    fixed = dict(fixed or {})
+    swept: dict[str, list[Any]] = {}
+    for name, values in (sweeps or {}).items():
+        if name not in names:
+            raise OptionError(f"unknown option {name!r}")
+        values = _dedupe(list(values))
+        if not values:
+            raise OptionError(f"--{flag(name)}: give at least one value")
+        if len(values) == 1:
+            fixed[name] = values[0]
+        else:
+            swept[name] = values
+            fixed.pop(name, None)
+    unknown = sorted(set(fixed) - names)
+    if unknown:
+        raise OptionError(f"unknown option {unknown[0]!r}")
+    if rows is None:
+        row_params = [name for i, name in enumerate(swept) if i % 2 == 1]
+    else:
+        bad = [name for name in rows if name not in swept]
+        if bad:
+            raise OptionError(f"--rows: {flag(bad[0])!r} is not an option with several values here")
+        row_params = [name for name in swept if name in rows]
+    col_params = [name for name in swept if name not in row_params]
+
+    content_list = [str(c) for c in contents]
+    style_list = [str(s) for s in styles]
+    digests = {path: _file_digest(path, "content image") for path in content_list}
+    digests.update({path: _file_digest(path, "style image") for path in style_list if path not in digests})
+
+    def axis(images: list[str], params: list[str]) -> list[Axis]:
+        combos = itertools.product(range(len(images)), *(swept[p] for p in params))
+        return [Axis(image=c[0], params=dict(zip(params, c[1:], strict=True))) for c in combos]
+
+    row_axes, col_axes = axis(content_list, row_params), axis(style_list, col_params)
+    cells = []
+    for r, row in enumerate(row_axes):
+        for c, col in enumerate(col_axes):
+            params = {name: {**row.params, **col.params}[name] for name in swept}
+            options = {**fixed, **params}
+            validated = make_options(**options)
+            content, style = content_list[row.image], style_list[col.image]
+            key = cell_key(digests[content], digests[style], validated)
+            values = "_".join(_slug(f"{flag(k)}-{format_value(v)}", 30) for k, v in params.items())
+            stem = f"{_slug(Path(content).stem, 24)}__{_slug(Path(style).stem, 24)}"
+            name = f"{stem}__{values + '__' if values else ''}{key[:8]}.png"
+            cells.append(Cell(index=len(cells), row=r, col=c, content=content, style=style, params=params,
+                              options=options, key=key, name=name))
+    return Grid(contents=content_list, styles=style_list, sweeps=swept, fixed=fixed, row_params=row_params,
+                col_params=col_params, rows=row_axes, cols=col_axes, cells=cells)
+
+
+def planned_work(cell: Cell) -> float:
+    """The planned cost of a cell in pixel-steps of a square image (for progress and ETA)."""
+    opts = make_options(**cell.options)
+    return float(opts.steps * sum(s * s for s in scale_sizes(opts.scales, opts.size)))
+
+
+def index_entry(cell: Cell, result: Result) -> dict[str, Any]:
+    """The record of a finished cell: inputs, swept values, network actually used, time, losses, stop reason."""
+    last_scale = result.history[-1]["scale"] if result.history else 0
+    rows = [row for row in result.history if row["scale"] == last_scale]
+    best = min(rows, key=lambda row: row["total"]) if rows else {}
+    return {
+        "key": cell.key,
+        "file": cell.name,
+        "content": cell.content,
+        "style": cell.style,
+        "params": {flag(k): v for k, v in cell.params.items()},
+        "model": result.settings.get("model"),
+        "arch": result.settings.get("arch"),
+        "network": result.settings.get("network"),
+        "width": result.image.width,
+        "height": result.image.height,
+        "steps": len(result.history),
+        "seconds": round(result.seconds, 2),
+        "stop_reason": result.stop_reason,
+        "stop_reasons": list(result.stop_reasons),
+        "loss_total": best.get("total"),
+        "loss_content": best.get("content"),
+        "loss_style": best.get("style"),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "settings": result.settings,
+    }
+
+
+def default_backbone_factory(download_progress: Callable[[int, int], None] | None = None) -> BackboneFactory:
+    """Load the real network for some options (weights resolved as by :func:`stylize.transfer`)."""
+
+    def factory(opts: Options) -> Backbone:
+        return load_backbone(
+            opts.model, layers=[*opts.content_layers, *opts.style_layers], weights=opts.weights,
+            convention=opts.weights_convention, pooling=opts.pooling, allow_download=opts.allow_download,
+            progress=download_progress,
+        )
+
+    return factory
+
+
+def _network_key(opts: Options) -> tuple[Any, ...]:
+    return opts.model, opts.weights, opts.weights_convention, opts.pooling
+
+
+def _load_networks(cells: Sequence[Cell], factory: BackboneFactory) -> dict[tuple[Any, ...], Backbone]:
+    """One network per (model, weights, convention, pooling), cut after the deepest layer any cell needs."""
+    layers: dict[tuple[Any, ...], dict[str, None]] = {}
+    first: dict[tuple[Any, ...], Options] = {}
+    for cell in cells:
+        opts = make_options(**cell.options)
+        key = _network_key(opts)
+        first.setdefault(key, opts)
+        layers.setdefault(key, {}).update(dict.fromkeys([*opts.content_layers, *opts.style_layers]))
+    networks = {}
+    for key, opts in first.items():
+        every = tuple(layers[key])
+        networks[key] = factory(dataclasses.replace(opts, style_layers=every))
+    return networks
+
+
+def run_grid(
+    grid: Grid,
+    *,
+    skip: Collection[str] = (),
+    backbone: Backbone | None = None,
+    backbone_factory: BackboneFactory | None = None,
+    callback: Callable[[GridProgress], None] | None = None,
+    on_result: Callable[[CellResult], None] | None = None,
+    download_progress: Callable[[int, int], None] | None = None,
+) -> GridRun:
+    """Run the cells of ``grid`` whose key is not in ``skip``, in order.
+
+    Args:
+        skip: keys of cells already done (they are reported in ``GridRun.skipped``).
+        backbone: one ready network for every cell (tests: :func:`stylize.backbone.tiny_backbone`).
+        backbone_factory: ``factory(options) -> Backbone``, called once per distinct network
+            (model, weights, convention, pooling) before the first cell runs, so a model that
+            cannot be loaded fails at once. Default: the real VGG weights.
+        callback: a :class:`GridProgress` after every step; raising :class:`stylize.StopTransfer`
+            from it stops the current cell (its best image is kept) and the grid.
+        on_result: called with each finished cell as soon as it is done (save it there).
+        download_progress: ``(done, total)`` bytes while weights are downloaded.
+
+    A cell whose run was interrupted is reported through ``on_result`` (its result says so) and
+    ends the grid with ``interrupted`` set. Networks are loaded once and shared by the cells.
+    """
+    start = time.perf_counter()
+    todo = [cell for cell in grid.cells if cell.key not in skip]
+    run = GridRun(skipped=[cell for cell in grid.cells if cell.key in skip])
+    networks: dict[tuple[Any, ...], Backbone] = {}
+    if backbone is None and todo:
+        networks = _load_networks(todo, backbone_factory or default_backbone_factory(download_progress))
+    work = [planned_work(cell) for cell in todo]
+    total_work = sum(work) or 1.0
+    for position, (cell, cell_work) in enumerate(zip(todo, work, strict=True), start=1):
+        net = backbone if backbone is not None else networks[_network_key(make_options(**cell.options))]
+        done_work = sum(work[: position - 1])
+
+        def on_step(p: Progress, cell: Cell = cell, position: int = position, done_work: float = done_work,
+                    cell_work: float = cell_work) -> None:
+            if callback is None:
+                return
+            fraction = min(1.0, (done_work + p.fraction * cell_work) / total_work)
+            elapsed = time.perf_counter() - start
+            eta = elapsed * (1 - fraction) / fraction if fraction > 0 else None
+            callback(GridProgress(cell=cell, position=position, to_run=len(todo), skipped=len(run.skipped),
+                                  step=p, fraction=fraction, elapsed=elapsed, eta=eta))
+
+        result = transfer(cell.content, cell.style, callback=on_step, backbone=net, **cell.options)
+        done = CellResult(cell=cell, result=result, entry=index_entry(cell, result))
+        run.results.append(done)
+        if on_result is not None:
+            on_result(done)
+        if result.interrupted:
+            run.interrupted = True
+            break
+    run.seconds = time.perf_counter() - start
+    return run
+
+
+def describe_fallbacks(entries: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per requested model that ran as another architecture (missing weights)."""
+    seen: dict[tuple[str, str], int] = {}
+    for entry in entries:
+        model, arch = entry.get("model"), entry.get("arch")
+        if model and arch and model != arch:
+            seen[(model, arch)] = seen.get((model, arch), 0) + 1
+    return [f"--model {model} ran as {arch} in {n} cell(s): its weights were not found "
+            f"(get them with `stylize weights fetch {model}`)" for (model, arch), n in seen.items()]
+
+
+__all__ = ["Axis", "Cell", "CellResult", "Grid", "GridProgress", "GridRun", "cell_key", "default_backbone_factory",
+           "describe_fallbacks", "format_value", "index_entry", "plan_grid", "planned_work", "run_grid"]
