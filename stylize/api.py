@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from stylize.backbone import Backbone, load_backbone
+from stylize.backbone.vgg import layer_names
 from stylize.errors import OptionError
 from stylize.imageio import image_to_tensor, load_image, resize_to_long_side, tensor_to_image
 from stylize.objective import Objective, content_targets, style_targets
@@ -97,10 +98,36 @@ def make_options(**options: Any) -> Options:
     return Options(**options).validate()
 
 
-def _style_size(style: PIL.Image.Image, content_wh: tuple[int, int], scale: float = 1.0) -> int:
+def _style_size(style: PIL.Image.Image, content_wh: tuple[int, int], scale: float = 1.0, min_side: int = 16) -> int:
     """Long side for a style image so that its area matches the content's (times ``scale``²)."""
     factor = math.sqrt(content_wh[0] * content_wh[1] / (style.width * style.height)) * scale
-    return max(16, round(max(style.size) * factor))
+    long_side = max(16, round(max(style.size) * factor))
+    if min(style.size) * long_side / max(style.size) < min_side:  # a thin strip: enlarge it until its short
+        long_side = math.ceil(min_side * max(style.size) / min(style.size))  # side reaches min_side (see _check_plans)
+    return long_side
+
+
+def _check_layers(opts: Options, names: Sequence[str], arch: str) -> None:
+    bad = [name for name in [*opts.content_layers, *opts.style_layers] if name not in names]
+    if bad:
+        raise OptionError(
+            f"--{'content' if bad[0] in opts.content_layers else 'style'}-layers: {bad[0]!r} is not a layer "
+            f"of {arch} (layers are named like conv1_1, relu4_2, pool5)"
+        )
+
+
+def _check_plans(plans: Sequence[tuple[int, int]], used: Sequence[str]) -> int:
+    """Each pooling before the deepest layer used halves the image: it must keep at least 1 pixel.
+
+    Returns that least short side (16 for relu5_1); style images are enlarged to it if needed."""
+    need = 2 ** sum(name.startswith("pool") for name in used)
+    for width, height in plans:
+        if min(width, height) < need:
+            raise OptionError(
+                f"--size: the content image would be {width}x{height} pixels, too small for layer {used[-1]} "
+                f"(at least {need} pixels on the short side); raise --size or --scales"
+            )
+    return need
 
 
 def _initial_image(init: str, content: torch.Tensor, seed: int, max_pixels: int) -> torch.Tensor:
@@ -156,22 +183,19 @@ def transfer(
 
     layers = [*opts.content_layers, *opts.style_layers]
     if backbone is None:
+        _check_layers(opts, layer_names(opts.model), opts.model)  # before loading any weights
         backbone = load_backbone(
             opts.model, layers=layers, weights=opts.weights, convention=opts.weights_convention,
             pooling=opts.pooling, allow_download=opts.allow_download, progress=download_progress,
         )
-    bad = [name for name in layers if name not in backbone.layer_names]
-    if bad:
-        raise OptionError(
-            f"--{'content' if bad[0] in opts.content_layers else 'style'}-layers: {bad[0]!r} is not a layer of "
-            f"this {backbone.arch} (names like relu4_2; deepest available {backbone.layer_names[-1]})"
-        )
+    _check_layers(opts, backbone.layer_names, backbone.arch)
     backbone = backbone.to(device)
     layer_weights = dict(zip(opts.style_layers, opts.style_layer_weights or [1.0] * len(opts.style_layers),
                              strict=True))
 
     sizes = scale_sizes(opts.scales, opts.size)
     plans = [resize_to_long_side(content_image, s).size for s in sizes]
+    need = _check_plans(plans, backbone.layer_names[: 1 + max(backbone.layer_names.index(n) for n in layers)])
     work = [w * h * opts.steps for w, h in plans]  # planned cost of each scale, in pixel-steps
     history: list[dict[str, Any]] = []
     stop_reasons: list[str] = []
@@ -182,7 +206,7 @@ def transfer(
     for index, (width, height) in enumerate(plans):
         content_t = image_to_tensor(content_image.resize((width, height), PIL.Image.Resampling.LANCZOS)
                                     if content_image.size != (width, height) else content_image, device)
-        style_ts = [image_to_tensor(resize_to_long_side(s, _style_size(s, (width, height))), device)
+        style_ts = [image_to_tensor(resize_to_long_side(s, _style_size(s, (width, height), min_side=need)), device)
                     for s in style_images]
         objective = Objective(
             backbone,

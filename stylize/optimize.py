@@ -97,7 +97,7 @@ def optimize(
         opt.zero_grad(set_to_none=True)
         loss, parts = objective(param)
         loss.backward()
-        value = float(loss)
+        value = float(loss.detach())
         last["loss"], last["parts"] = value, parts
         if math.isfinite(value) and value < best["loss"]:
             best["loss"], best["image"] = value, param.detach().clone()
@@ -136,7 +136,7 @@ def optimize(
                 break
             if tol > 0 and step > window:
                 before = best_per_step[-window - 1]
-                if before - best["loss"] < tol * abs(before):
+                if before - best["loss"] <= tol * abs(before):  # <=: a loss stuck at exactly 0 has converged
                     result.stop_reason = "converged"
                     break
     except KeyboardInterrupt:

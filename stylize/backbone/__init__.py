@@ -78,7 +78,10 @@ def load_backbone(
         model, weights_file=weights, convention=convention, allow_download=allow_download, progress=progress
     )
     layers = list(layers)
-    features = VGGFeatures(info.arch, last_layer=deepest_layer(info.arch, layers), pooling=pooling)
+    if info.arch != model:  # VGG-16 weights stand in for VGG-19: cut at the layers VGG-16 has too; the
+        layers = [name for name in layers if name in layer_names(info.arch)]  # caller reports the others
+    last = deepest_layer(info.arch, layers) if layers else None
+    features = VGGFeatures(info.arch, last_layer=last, pooling=pooling)
     features.load_conv_weights(state)
     where = f" from {info.path}" if info.path else ""
     return Backbone(features, info.convention, f"{info.arch} ({info.convention} weights, {info.source}{where})")

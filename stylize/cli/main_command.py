@@ -49,8 +49,8 @@ class ProgressBar:
     UNITS = 1000
 
     def __init__(self, quiet: bool, save_every: int, output: Path) -> None:
-        self.bar = None if quiet else tqdm(total=self.UNITS, unit="‰", file=sys.stderr, dynamic_ncols=True,
-                                           bar_format="{l_bar}{bar}| {elapsed}<{remaining}{postfix}")
+        self.quiet = quiet
+        self.bar: tqdm | None = None  # drawn at the first step, so that an early error stays one line
         self.save_every = save_every
         self.output = output
         self.steps = 0
@@ -61,8 +61,11 @@ class ProgressBar:
         self.restores += p.event == "restored"
         if self.save_every and self.steps % self.save_every == 0:
             save_image(p.image(), self.output.with_name(f"{self.output.stem}_step{self.steps:05d}{self.output.suffix}"))
-        if self.bar is None:
+        if self.quiet:
             return
+        if self.bar is None:
+            self.bar = tqdm(total=self.UNITS, unit="‰", file=sys.stderr, dynamic_ncols=True,
+                            bar_format="{l_bar}{bar}| {elapsed}<{remaining}{postfix}")
         self.bar.set_description(f"scale {p.scale}/{p.num_scales} {p.size[0]}x{p.size[1]} step {p.step}", False)
         self.bar.set_postfix_str(
             f"content {p.losses['content']:.3g} style {p.losses['style']:.3g}"
