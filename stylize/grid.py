@@ -31,6 +31,7 @@ from typing import Any
 
 from stylize.api import Progress, Result, make_options, transfer
 from stylize.backbone import Backbone, load_backbone
+from stylize.backbone.weights import available_weights
 from stylize.errors import InputError, OptionError
 from stylize.options import Options, flag, scale_sizes
 
@@ -55,6 +56,11 @@ class Cell:
     options: dict[str, Any]  # every option given to transfer (fixed and swept)
     key: str  # stable hash of the input files and the options that matter
     name: str  # file name of the full-size result
+
+    @property
+    def log_name(self) -> str:
+        """File name of the run's loss log (JSON, for ``stylize plot``)."""
+        return str(Path(self.name).with_suffix(".json"))
 
     def label(self) -> str:
         """``photo x painting, content-weight 10, model vgg19``."""
@@ -277,6 +283,7 @@ def index_entry(cell: Cell, result: Result) -> dict[str, Any]:
     return {
         "key": cell.key,
         "file": cell.name,
+        "log": cell.log_name,
         "content": cell.content,
         "style": cell.style,
         "params": {flag(k): v for k, v in cell.params.items()},
@@ -390,6 +397,15 @@ def run_grid(
     return run
 
 
+def fallback_fixable(entry: Mapping[str, Any]) -> bool:
+    """True for a finished cell that ran as another network than asked for (VGG-16 for VGG-19, when
+    its weights were missing) whose own weights are in the cache now: it is worth running again."""
+    model, arch = entry.get("model"), entry.get("arch")
+    if not model or not arch or model == arch:
+        return False
+    return any(row["arch"] == model and row["present"] for row in available_weights())
+
+
 def describe_fallbacks(entries: Sequence[Mapping[str, Any]]) -> list[str]:
     """One line per requested model that ran as another architecture (missing weights)."""
     seen: dict[tuple[str, str], int] = {}
@@ -402,4 +418,5 @@ def describe_fallbacks(entries: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 __all__ = ["Axis", "Cell", "CellResult", "Grid", "GridProgress", "GridRun", "cell_key", "default_backbone_factory",
-           "describe_fallbacks", "format_value", "index_entry", "plan_grid", "planned_work", "run_grid"]
+           "describe_fallbacks", "fallback_fixable", "format_value", "index_entry", "plan_grid", "planned_work",
+           "run_grid"]

@@ -29,6 +29,7 @@ from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogFormatter
 
 from stylize.errors import OutputError
 from stylize.imageio import _file_mode_for
@@ -147,22 +148,29 @@ def loss_figure(
     layer_axes = dict(zip((name for name, _ in layer_runs), axes[len(MAIN_CURVES):], strict=True))
     for (name, history), color in zip(runs, colors, strict=True):
         _mark_run(axes[:len(MAIN_CURVES)], layer_axes.get(name), history, color, stop_reasons.get(name),
-                  steps.get(name), several)
+                  steps.get(name))
 
     for ax in axes:
         if log:
             ax.set_yscale("log", nonpositive="mask")
+            ax.yaxis.set_major_formatter(LogFormatter())  # plain numbers (0.6, 2), not 6x10^-1
+            ax.yaxis.set_minor_formatter(LogFormatter(minor_thresholds=(2, 0.5)))
         ax.grid(True, which="major", alpha=0.3)
     axes[-1].set_xlabel("step")
     handles, labels = axes[0].get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
-    axes[0].legend(unique.values(), unique.keys(), fontsize=8, loc="upper right")
-    fig.suptitle(title or ("loss of " + ", ".join(name for name, _ in runs)), fontsize=11)
+    longest = max(len(label) for label in unique)
+    fig.legend(unique.values(), unique.keys(), fontsize=8, loc="outside lower center",
+               ncols=max(1, min(len(unique), 120 // (longest + 6))))
+    if title is None:
+        title = "loss of " + ", ".join(name for name, _ in runs)
+        title = title if len(title) <= 90 else f"loss of {len(runs)} runs"
+    fig.suptitle(title, fontsize=11)
     return fig
 
 
 def _mark_run(axes: Sequence[Any], layer_ax: Any, history: list[Mapping[str, Any]], color: str,
-              reasons: Sequence[str] | None, limit: int | None, several: bool) -> None:
+              reasons: Sequence[str] | None, limit: int | None) -> None:
     """Scale lines, early-stop triangles and restore dots of one run on the main panels (and on its
     own per-layer panel: lines only)."""
     by_step = {int(row["step"]): row for row in history}
@@ -172,16 +180,18 @@ def _mark_run(axes: Sequence[Any], layer_ax: Any, history: list[Mapping[str, Any
         firsts.setdefault(int(row.get("scale", 1)), int(row["step"]))
     early = [end for end in scale_ends(history, reasons, limit) if end.early and end.step in by_step]
     restored = [int(row["step"]) for row in history if row.get("event") == "restored"]
-    line_color = color if several else "0.45"
     for ax in [*axes, *([layer_ax] if layer_ax is not None else [])]:
         for _, first in sorted(firsts.items())[1:]:
-            ax.axvline(first - 0.5, color=line_color, linestyle="--", linewidth=0.9, label=SCALE_LABEL)
+            ax.axvline(first - 0.5, color="0.45", linestyle="--", linewidth=0.9, label=SCALE_LABEL)
     if layer_ax is not None:
         for x in restored:
             layer_ax.axvline(x, color="red", linestyle=":", linewidth=1.0, label=RESTORED_LABEL)
     for scale, first in sorted(firsts.items())[1:]:
         w, h = sizes[scale]
-        axes[0].annotate(f"scale {scale}" + (f" {w}x{h}" if w and h else ""), xy=(first - 0.5, 1.0),
+        text = f"scale {scale}" + (f" {w}x{h}" if w and h else "")
+        if any(t.get_text() == text and t.xy[0] == first - 0.5 for t in axes[0].texts):
+            continue  # another run already says so
+        axes[0].annotate(text, xy=(first - 0.5, 1.0),
                          xycoords=("data", "axes fraction"), xytext=(3, -10), textcoords="offset points",
                          fontsize=7, color="0.3")
     for panel, ax in enumerate(axes):

@@ -209,6 +209,9 @@ def test_cli_grid_writes_results_index_and_sheet_then_resumes(
     assert {r["model"] for r in index} == {r["arch"] for r in index} == {"vgg16"}
     assert {Path(r["content"]).name for r in index} == {"content0.png", "content1.png"}
     assert all((out / r["file"]).is_file() and r["seconds"] >= 0 and r["stop_reason"] for r in index)
+    logs = [str(out / r["log"]) for r in index[:2]]  # each cell's loss log, ready for `stylize plot`
+    assert cli_main(["plot", *logs, "-o", str(tmp_path / "cells.png")]) == 0
+    assert (tmp_path / "cells.png").is_file()
     with (out / "index.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 8 and {"content-weight", "arch", "seconds", "loss_total", "stop_reason"} <= set(rows[0])
@@ -233,6 +236,43 @@ def test_cli_grid_writes_results_index_and_sheet_then_resumes(
     # --redo runs everything
     assert cli_main([*_grid_args(images, out), "--redo"]) == 0
     assert counted["transfer"] == 17
+
+
+def test_cli_grid_reruns_fallback_cells_once_the_weights_arrive(
+        images: dict[str, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    have_vgg19 = {"present": False}
+    runs: list[str] = []
+
+    def load_backbone(model: str, **kwargs: object) -> stylize.backbone.Backbone:
+        return tiny_backbone(model if have_vgg19["present"] else "vgg16")  # the resolver's fallback
+
+    def transfer(*args: object, **kwargs: object) -> stylize.Result:
+        runs.append(str(kwargs["model"]))
+        return real_transfer(*args, **kwargs)
+
+    real_transfer = stylize.grid.transfer
+    monkeypatch.setattr(stylize.grid, "load_backbone", load_backbone)
+    monkeypatch.setattr(stylize.grid, "transfer", transfer)
+    monkeypatch.setattr(stylize.grid, "available_weights",
+                        lambda: [{"arch": "vgg19", "present": have_vgg19["present"]}])
+    out = tmp_path / "models"
+    args = _grid_args(images, out)
+    args[args.index("vgg16")] = "vgg16,vgg19"
+    assert cli_main(args) == 0
+    runs_first = sorted(runs)
+    assert runs_first == ["vgg16"] * 8 + ["vgg19"] * 8
+    index = json.loads((out / "index.json").read_text())["runs"]
+    assert {(r["model"], r["arch"]) for r in index} == {("vgg16", "vgg16"), ("vgg19", "vgg16")}
+    assert "note: --model vgg19 ran as vgg16 in 8 cell(s)" in capsys.readouterr().out
+
+    assert cli_main(args) == 0  # still no VGG-19 weights: nothing to redo
+    assert len(runs) == 16
+    have_vgg19["present"] = True  # e.g. after `stylize weights fetch vgg19`
+    assert cli_main(args) == 0
+    assert runs[16:] == ["vgg19"] * 8
+    index = json.loads((out / "index.json").read_text())["runs"]
+    assert {(r["model"], r["arch"]) for r in index} == {("vgg16", "vgg16"), ("vgg19", "vgg19")}
 
 
 def test_cli_grid_list_options_take_semicolons(images: dict[str, list[str]], tmp_path: Path,

@@ -1,6 +1,7 @@
 """``stylize grid --content A.jpg --style S.jpg T.jpg --steps 300,1000 -o DIR``: every combination, one sheet.
 
-Writes into DIR each full-size result (``<content>__<style>__<values>__<key>.png``), ``index.json``
+Writes into DIR each full-size result (``<content>__<style>__<values>__<key>.png``) with its loss log
+(same name, ``.json``, for ``stylize plot``), ``index.json``
 and ``index.csv`` (one run per line: inputs, swept values, network actually used, time, final
 losses, stop reason) and the labelled contact sheet (``sheet.png``). Run it again and the cells
 already in the index with their image present are skipped.
@@ -24,9 +25,17 @@ from typing import Any
 from tqdm import tqdm
 
 from stylize.cli.common import EXIT_INTERRUPTED, ArgumentParser
-from stylize.cli.files import write_atomic
+from stylize.cli.files import write_atomic, write_log
 from stylize.errors import InputError, OptionError, OutputError, StylizeError
-from stylize.grid import CellResult, Grid, GridProgress, describe_fallbacks, plan_grid, run_grid
+from stylize.grid import (
+    CellResult,
+    Grid,
+    GridProgress,
+    describe_fallbacks,
+    fallback_fixable,
+    plan_grid,
+    run_grid,
+)
 from stylize.imageio import load_image, output_format, save_image
 from stylize.options import Options, flag
 from stylize.sheet import contact_sheet
@@ -256,11 +265,15 @@ def main(argv: list[str]) -> int:
     style_thumbs = [load_image(p, what="style image", max_side=args.thumb) for p in grid.styles]
     folder, created = prepare_folder(args.output)
     entries = read_index(folder)
-    done = set() if args.redo else {key for key, e in entries.items() if (folder / str(e.get("file"))).is_file()}
-    done &= {cell.key for cell in grid.cells}
+    present = {cell.key for cell in grid.cells if cell.key in entries and (folder / cell.name).is_file()}
+    fixable = {key for key in present if fallback_fixable(entries[key])}
+    done = set() if args.redo else present - fixable
     todo = len(grid.cells) - len(done)
     print(f"{len(grid.cells)} cells ({grid.shape[0]} rows x {grid.shape[1]} columns): "
           f"{todo} to run, skipped {len(done)} done", flush=True)
+    if fixable and not args.redo:
+        print(f"{len(fixable)} cell(s) that ran on a substitute network run again: the weights asked for "
+              "are available now", flush=True)
 
     bar = GridBar(args.quiet or todo == 0)
 
@@ -268,6 +281,7 @@ def main(argv: list[str]) -> int:
         if item.result.interrupted:  # an image in DIR always means a finished cell
             bar.write(f"interrupted: {item.cell.label()} (not saved; run the command again to resume)")
             return
+        write_log(folder / item.cell.log_name, item.result.history, item.result.settings, item.result.stop_reasons)
         save_image(item.result.image, folder / item.cell.name)
         entries[item.cell.key] = item.entry
         write_index(folder, grid, entries)

@@ -11,13 +11,13 @@ from typing import Any
 
 from stylize.cli.common import ArgumentParser
 from stylize.cli.files import read_log
-from stylize.errors import InputError, OutputError
+from stylize.errors import InputError, OptionError, OutputError
 from stylize.plot import PLOT_FORMATS, plot_histories
 
 EPILOG = """examples:
   stylize photo.jpg painting.jpg -o out.png --log run.json
   stylize plot run.json -o losses.png
-  stylize plot a.csv b.csv -o compare.png --layers --linear
+  stylize plot a.csv b.csv -o compare.png --layers --linear --names "weight 1,weight 10"
 
 Dashed lines mark where a new (larger) scale starts, triangles the scales that ended early (the
 reason comes from JSON logs; for CSV logs it is guessed from the step counts and shown with a "?"),
@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--layers", action="store_true", help="add the style loss of every layer, one panel per log")
     parser.add_argument("--linear", action="store_true", help="linear loss axis (default: logarithmic)")
     parser.add_argument("--title", help="title of the picture (default: the log names)")
+    parser.add_argument("--names", metavar="NAME,...", help="legend names of the logs, comma separated "
+                        "(default: the file names)")
     parser.add_argument("--force", action="store_true", help="overwrite PLOT if it exists")
     return parser
 
@@ -97,8 +99,13 @@ def run_names(paths: list[str]) -> list[str]:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     output = check_plot_path(args.output, force=args.force)
+    names = run_names(args.logs)
+    if args.names is not None:
+        names = [n.strip() for n in args.names.split(",")]
+        if len(names) != len(args.logs) or len(set(names)) != len(names) or not all(names):
+            raise OptionError(f"--names: give {len(args.logs)} different names, one per log")
     histories, reasons, steps = {}, {}, {}
-    for name, path in zip(run_names(args.logs), args.logs, strict=True):
+    for name, path in zip(names, args.logs, strict=True):
         histories[name], reasons[name], steps[name] = load_run(path)
     plot_histories(histories, output, layers=args.layers, log=not args.linear, stop_reasons=reasons, steps=steps,
                    title=args.title)
