@@ -242,8 +242,8 @@ def plan_grid(
         row_params = [name for name in swept if name in rows]
     col_params = [name for name in swept if name not in row_params]
 
-    content_list = [str(c) for c in contents]
-    style_list = [str(s) for s in styles]
+    content_list = _dedupe([str(c) for c in contents])
+    style_list = _dedupe([str(s) for s in styles])
     digests = {path: _file_digest(path, "content image") for path in content_list}
     digests.update({path: _file_digest(path, "style image") for path in style_list if path not in digests})
 

@@ -58,6 +58,8 @@ def test_single_values_are_fixed_and_duplicates_collapse(images: dict[str, list[
     grid = plan_grid(images["content"][:1], images["style"][:1], {"steps": [3], "content_weight": [1, 1, 2]}, FAST)
     assert grid.sweeps == {"content_weight": [1, 2]}
     assert grid.fixed["steps"] == 3 and grid.shape == (1, 2)
+    twice = plan_grid(images["content"][:1] * 2, images["style"][:1] * 2, {}, FAST)
+    assert twice.shape == (1, 1)
 
 
 def test_keys_follow_what_changes_the_picture(images: dict[str, list[str]], tmp_path: Path) -> None:
