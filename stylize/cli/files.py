@@ -86,6 +86,9 @@ def read_log(path: str | Path) -> list[dict[str, Any]]:
             if key == "event":
                 parsed[key] = value or ""
             elif value not in (None, ""):
-                parsed[key] = float(value)
+                try:
+                    parsed[key] = float(value)
+                except (TypeError, ValueError):
+                    raise InputError(path, f"not a stylize log (column {key!r} holds {value!r})") from None
         out.append(parsed)
     return out
