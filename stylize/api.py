@@ -17,11 +17,14 @@ import torch.nn.functional as F
 
 from stylize.backbone import Backbone, load_backbone
 from stylize.backbone.vgg import layer_names
+from stylize.color import ColorControl
+from stylize.controls import resolve_controls
 from stylize.errors import OptionError
 from stylize.imageio import image_to_tensor, load_image, resize_to_long_side, tensor_to_image
 from stylize.objective import Objective, content_targets, style_targets
 from stylize.optimize import STOP_REASONS, StepRecord, optimize
 from stylize.options import Options, flag, scale_sizes
+from stylize.regions import load_mask, regional_style
 
 ImageSource = str | Path | PIL.Image.Image | torch.Tensor | np.ndarray
 
@@ -95,7 +98,7 @@ def make_options(**options: Any) -> Options:
     for key in ("style_layer_weights", "style_blend"):
         if options.get(key) is not None:
             options[key] = tuple(float(w) for w in options[key])
-    return Options(**options).validate()
+    return Options(**resolve_controls(options)).validate()  # presets and --strength, see stylize.controls
 
 
 def _style_size(style: PIL.Image.Image, content_wh: tuple[int, int], scale: float = 1.0, min_side: int = 16) -> int:
@@ -180,6 +183,9 @@ def transfer(
     device = resolve_device(opts.device)
     content_image = load_image(content, what="content image", max_pixels=opts.max_pixels, max_side=opts.size)
     style_images = [load_image(s, what="style image", max_pixels=opts.max_pixels) for s in styles]
+    color = ColorControl(opts.preserve_color, content_image)  # --preserve-color: prepare inputs, finish output
+    content_image, style_images = color.content(), [color.style(s) for s in style_images]
+    masks = None if opts.mask is None else load_mask(opts.mask, len(styles), max_pixels=opts.max_pixels)
 
     layers = [*opts.content_layers, *opts.style_layers]
     if backbone is None:
@@ -206,14 +212,16 @@ def transfer(
     for index, (width, height) in enumerate(plans):
         content_t = image_to_tensor(content_image.resize((width, height), PIL.Image.Resampling.LANCZOS)
                                     if content_image.size != (width, height) else content_image, device)
-        style_ts = [image_to_tensor(resize_to_long_side(s, _style_size(s, (width, height), min_side=need)), device)
-                    for s in style_images]
+        style_ts = [image_to_tensor(resize_to_long_side(
+            s, _style_size(s, (width, height), opts.style_scale, min_side=need)), device) for s in style_images]
         objective = Objective(
             backbone,
             content_targets(backbone, content_t, opts.content_layers),
             style_targets(backbone, style_ts, opts.style_layers, opts.style_blend),
             content_weight=opts.content_weight, style_weight=opts.style_weight, tv_weight=opts.tv_weight,
             style_layer_weights=layer_weights,
+            style_regions=None if masks is None else regional_style(
+                backbone, masks, style_ts, opts.style_layers, (width, height)),
         )
         if image is None:
             init = _initial_image(opts.init, content_t, opts.seed, opts.max_pixels)
@@ -250,6 +258,7 @@ def transfer(
             break
 
     assert image is not None
+    image = color.finish(image)
     settings = dataclasses.asdict(opts)
     settings.update({
         "network": backbone.description, "arch": backbone.arch, "convention": backbone.convention,

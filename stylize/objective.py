@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
@@ -52,6 +52,7 @@ class Objective:
         tv_weight: float = 0.0,
         style_layer_weights: Mapping[str, float] | None = None,
         style_masks: Mapping[str, torch.Tensor] | None = None,
+        style_regions: Callable[[Mapping[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
     ) -> None:
         self.backbone = backbone
         self.content_targets = dict(content_targets)
@@ -62,11 +63,17 @@ class Objective:
         self.tv_weight = tv_weight
         self.style_layer_weights = dict(style_layer_weights or {k: 1.0 for k in self.style_targets})
         self.style_masks = style_masks
+        # Spatial control: features -> per-layer style losses of each mask region against its own
+        # style (stylize.regions.RegionalStyle); then style_targets only name the style layers.
+        self.style_regions = style_regions
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         feats = self.backbone(image, self.layers)
         content = losses.content_loss(feats, self.content_targets)
-        per_layer = losses.style_losses(feats, self.style_targets, self.style_masks)
+        if self.style_regions is not None:
+            per_layer = self.style_regions(feats)
+        else:
+            per_layer = losses.style_losses(feats, self.style_targets, self.style_masks)
         style = losses.weighted_style_loss(per_layer, self.style_layer_weights)
         total = self.content_weight * content + self.style_weight * style
         total = total + RANGE_WEIGHT * losses.range_penalty(image)

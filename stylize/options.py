@@ -13,6 +13,8 @@ from typing import Any
 
 from stylize.backbone.preprocess import CONVENTIONS
 from stylize.backbone.vgg import ARCHITECTURES
+from stylize.color import PRESERVE_COLOR_MODES
+from stylize.controls import DEFAULT_PRESET, PRESET_NAMES, check_controls
 from stylize.errors import OptionError
 from stylize.imageio import DEFAULT_MAX_PIXELS
 from stylize.optimize import OPTIMIZERS
@@ -75,6 +77,20 @@ class Options:
     # --- input limits
     max_pixels: int = _opt(DEFAULT_MAX_PIXELS, "refuse input images with more pixels than this",
                            metavar="N", group="input")
+    # --- artistic control (stylize.controls, stylize.color, stylize.regions; docs/controls.md)
+    preset: str = _opt(DEFAULT_PRESET, "a named group of settings (list them: stylize presets); flags given "
+                       "explicitly override the preset's values", choices=PRESET_NAMES, group="control")
+    strength: float | None = _opt(None, "style strength from 0 to 10 on a log scale: 5 = the default weights, "
+                                  "+2.5 = ten times the style weight; when given it sets --style-weight",
+                                  metavar="0-10", group="control")
+    style_scale: float = _opt(1.0, "brush-stroke size: the style image is resized to this many times the "
+                              "content's scale (0.5 = finer texture, 2 = larger)", metavar="X", group="control")
+    preserve_color: str = _opt("none", "keep the photo's colours: 'luminance' stylizes the brightness only, "
+                               "'histogram' first matches the style's colours to the photo's",
+                               choices=PRESERVE_COLOR_MODES, group="control")
+    mask: str | None = _opt(None, "an image painted with one flat colour per style image; each style paints "
+                            "its colour's region (colours are matched to the styles from dark to light)",
+                            metavar="MASK.png", group="control")
 
     def validate(self) -> Options:
         """Check every value; raise OptionError naming the first bad option. Returns self."""
@@ -107,6 +123,7 @@ class Options:
         if self.style_blend is not None and (any(w < 0 for w in self.style_blend) or sum(self.style_blend) <= 0):
             raise OptionError("--style-blend: weights must be non-negative and not all zero")
         scale_sizes(self.scales, self.size)  # raises on a bad spec
+        check_controls(self)
         return self
 
 

@@ -16,7 +16,8 @@ def _commands() -> dict[str, Callable[[list[str]], int]]:
     from stylize.cli import main_command, weights_command
 
     commands: dict[str, Callable[[list[str]], int]] = {"weights": weights_command.main}
-    for name, module in (("grid", "grid_command"), ("plot", "plot_command"), ("serve", "serve_command")):
+    for name, module in (("grid", "grid_command"), ("plot", "plot_command"), ("serve", "serve_command"),
+                         ("presets", "presets_command")):
         try:
             mod = __import__(f"stylize.cli.{module}", fromlist=["main"])
         except ModuleNotFoundError:

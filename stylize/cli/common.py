@@ -69,8 +69,13 @@ def _parser_type(annotation: str, name: str) -> Callable[[str], Any] | None:
     return str
 
 
-def add_option_flags(parser: argparse.ArgumentParser, exclude: set[str] = frozenset()) -> None:
-    """Add one flag per :class:`Options` field, grouped, with the field's help and default."""
+def add_option_flags(parser: argparse.ArgumentParser, exclude: set[str] = frozenset(), *,
+                     given_only: bool = False) -> None:
+    """Add one flag per :class:`Options` field, grouped, with the field's help and default.
+
+    ``given_only``: flags the user did not give stay out of the parsed namespace, so that
+    :func:`option_values` returns only explicit options (a ``--preset`` fills in the rest).
+    """
     groups: dict[str, Any] = {}
     titles = {"main": "size and schedule", "loss": "losses", "model": "network", "optimizer": "optimizer",
               "input": "input", "control": "artistic control"}
@@ -91,7 +96,8 @@ def add_option_flags(parser: argparse.ArgumentParser, exclude: set[str] = frozen
                                help=meta["help"])
             continue
         group.add_argument(
-            f"--{name}", dest=f.name, default=default, type=_parser_type(str(f.type), name),
+            f"--{name}", dest=f.name, default=argparse.SUPPRESS if given_only else default,
+            type=_parser_type(str(f.type), name),
             choices=meta.get("choices"), metavar=meta.get("metavar"), help=help_text,
         )
 

@@ -18,8 +18,11 @@ EPILOG = """examples:
   stylize photo.jpg painting.jpg -o out.png
   stylize photo.jpg painting.jpg -o big.png --size 1024 --style-weight 30
   stylize photo.jpg a.jpg b.jpg --style-blend 0.7,0.3 -o blend.png
+  stylize photo.jpg painting.jpg -o out.png --preserve-color luminance --strength 7 --style-scale 1.5
+  stylize photo.jpg sky.jpg ground.jpg --mask regions.png -o out.png   (see: stylize presets)
 
-other commands: stylize weights (list / fetch the VGG weights); stylize COMMAND --help
+other commands: stylize weights (list / fetch the VGG weights); stylize presets (list the
+--preset values); stylize COMMAND --help
 """
 
 
@@ -39,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--save-every", type=int, metavar="N", default=0,
                         help="also write the best image so far every N steps (OUT_stepNNNNN.png)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    add_option_flags(parser)
+    add_option_flags(parser, given_only=True)  # only explicit flags reach transfer(), so presets apply
     return parser
 
 
