@@ -25,6 +25,8 @@ from stylize.objective import Objective, content_targets, style_targets
 from stylize.optimize import STOP_REASONS, StepRecord, optimize
 from stylize.options import Options, flag, scale_sizes
 from stylize.regions import load_mask, regional_style
+from stylize.runtime import run_settings
+from stylize.tiles import TileStep, optimize_tiled, plan_schedule
 
 ImageSource = str | Path | PIL.Image.Image | torch.Tensor | np.ndarray
 
@@ -44,9 +46,12 @@ class Progress:
     fraction: float  # share of the planned work done, 0..1 (an upper bound on the work left)
     eta: float | None  # seconds left if every scale ran all its steps
     _best: torch.Tensor = field(repr=False, default=None)  # type: ignore[assignment]
+    tile: int = 0  # tiled scales (stylize.tiles): the tile being refined, from 1; step/max_steps are per tile
+    num_tiles: int = 0  # tiles of this scale; 0 when the scale runs on the whole image
 
     def image(self) -> PIL.Image.Image:
-        """The best image so far at this scale (computed on demand)."""
+        """The best image so far at this scale (computed on demand; on a tiled scale, the blend of
+        the tiles done so far)."""
         return tensor_to_image(self._best.clamp(0, 1))
 
 
@@ -202,7 +207,11 @@ def transfer(
     sizes = scale_sizes(opts.scales, opts.size)
     plans = [resize_to_long_side(content_image, s).size for s in sizes]
     need = _check_plans(plans, backbone.layer_names[: 1 + max(backbone.layer_names.index(n) for n in layers)])
-    work = [w * h * opts.steps for w, h in plans]  # planned cost of each scale, in pixel-steps
+    schedule = plan_schedule(  # which scales fit the memory budget whole; the others are tiled
+        content_image.size, plans, backbone, steps=opts.steps, tile_steps=opts.tile_steps, max_memory=opts.max_memory,
+        tile_size=opts.tile_size, overlap=opts.tile_overlap, content_layers=opts.content_layers,
+        num_styles=len(styles), device=device, add_global_pass=opts.scales == "auto")
+    plans, work = schedule.sizes, schedule.work  # planned cost of each scale, in pixel-steps
     history: list[dict[str, Any]] = []
     stop_reasons: list[str] = []
     start = time.perf_counter()
@@ -230,28 +239,40 @@ def transfer(
         done_before = sum(work[:index])
         scale_start = time.perf_counter()
 
-        def on_step(record: StepRecord, best: torch.Tensor, index: int = index, width: int = width,
-                    height: int = height, done_before: float = done_before, scale_start: float = scale_start) -> None:
+        def on_step(record: StepRecord, best: torch.Tensor, tile: TileStep | None = None, index: int = index,
+                    width: int = width, height: int = height, done_before: float = done_before,
+                    scale_start: float = scale_start) -> None:
             nonlocal global_step
             global_step += 1
             now = time.perf_counter()
             row = {"step": global_step, "scale": index + 1, "scale_step": record.step, "width": width,
                    "height": height, "seconds": round(now - start, 4), **record.losses, "event": record.event}
+            if tile is not None:
+                row["tile"] = tile.index
             history.append(row)
             if callback is None:
                 return
-            done = done_before + width * height * record.step
-            rate = (now - scale_start) / (width * height * record.step)  # seconds per pixel-step here
+            done = done_before + (tile.done if tile is not None else width * height * record.step)
+            rate = (now - scale_start) / max(1.0, done - done_before)  # seconds per pixel-step here
             callback(Progress(
-                step=record.step, max_steps=opts.steps, scale=index + 1, num_scales=len(plans),
+                step=record.step, max_steps=schedule.steps[index], scale=index + 1, num_scales=len(plans),
                 size=(width, height), losses=dict(record.losses), event=record.event, elapsed=now - start,
                 fraction=done / sum(work), eta=(sum(work) - done) * rate, _best=best,
+                tile=tile.index if tile is not None else 0, num_tiles=tile.count if tile is not None else 0,
             ))
 
-        result = optimize(
-            init, objective, steps=opts.steps, optimizer=opts.optimizer, lr=opts.lr, tol=opts.tol,
-            window=opts.window, on_step=on_step,
-        )
+        with run_settings(device):  # measured faster: see stylize.runtime and BENCHMARKS.md
+            if schedule.layouts[index] is None:
+                result = optimize(
+                    init, objective, steps=schedule.steps[index], optimizer=opts.optimizer, lr=opts.lr,
+                    tol=opts.tol, window=opts.window, on_step=on_step,
+                )
+            else:  # above the memory budget: overlapping tiles against this scale's global targets
+                result = optimize_tiled(
+                    init, objective, layout=schedule.layouts[index], margin=schedule.margin,
+                    steps=schedule.steps[index], optimizer=opts.optimizer, lr=opts.lr, tol=opts.tol,
+                    window=opts.window, on_step=on_step,
+                )
         image = result.image
         stop_reasons.append(result.stop_reason)
         if result.stop_reason in ("interrupted", "stopped"):
@@ -263,6 +284,7 @@ def transfer(
     settings.update({
         "network": backbone.description, "arch": backbone.arch, "convention": backbone.convention,
         "device": str(device), "scale_sizes": [list(p) for p in plans], "num_styles": len(styles),
+        "tiling": schedule.describe(), "memory_budget_gib": round(schedule.budget / 2**30, 2),
     })
     return Result(
         image=tensor_to_image(image.clamp(0, 1)), history=history, settings=settings,

@@ -33,7 +33,7 @@ from stylize.api import Progress, Result, make_options, transfer
 from stylize.backbone import Backbone, load_backbone
 from stylize.backbone.weights import available_weights
 from stylize.errors import InputError, OptionError
-from stylize.options import Options, flag, scale_sizes
+from stylize.options import Options, flag, scale_sizes, scale_steps
 
 #: Options that do not change the picture (or only by rounding): left out of a cell's key.
 UNKEYED_OPTIONS = frozenset({"device", "max_pixels", "allow_download"})
@@ -272,7 +272,8 @@ def plan_grid(
 def planned_work(cell: Cell) -> float:
     """The planned cost of a cell in pixel-steps of a square image (for progress and ETA)."""
     opts = make_options(**cell.options)
-    return float(opts.steps * sum(s * s for s in scale_sizes(opts.scales, opts.size)))
+    sizes = scale_sizes(opts.scales, opts.size)
+    return float(sum(s * s * n for s, n in zip(sizes, scale_steps(opts.steps, len(sizes)), strict=True)))
 
 
 def index_entry(cell: Cell, result: Result) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
-from stylize import losses
+from stylize import losses, tiles
 from stylize.backbone import Backbone
 
 RANGE_WEIGHT = 100.0  # keeps unconstrained pixels close to [0, 1]; see losses.range_penalty
@@ -14,7 +14,11 @@ RANGE_WEIGHT = 100.0  # keeps unconstrained pixels close to [0, 1]; see losses.r
 
 @torch.no_grad()
 def content_targets(backbone: Backbone, content: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
-    """Feature maps of the content image at ``layers`` (no autograd graph kept)."""
+    """Feature maps of the content image at ``layers`` (no autograd graph kept).
+
+    Images above :data:`stylize.tiles.CHUNK_PIXELS` are computed in chunks (bounded memory)."""
+    if content.shape[-2] * content.shape[-1] > tiles.CHUNK_PIXELS:
+        return tiles.chunked_feature_maps(backbone, content, layers)
     return {k: v.detach() for k, v in backbone(content, layers).items()}
 
 
@@ -28,6 +32,9 @@ def style_targets(
     """Gram targets of one or several style images, blended with ``blend`` (default equal)."""
     grams = []
     for style in styles:
+        if style.shape[-2] * style.shape[-1] > tiles.CHUNK_PIXELS:  # large: summed chunk by chunk
+            grams.append(tiles.chunked_grams(backbone, style, layers))
+            continue
         feats = backbone(style, layers)
         grams.append({k: losses.gram_matrix(v).detach() for k, v in feats.items()})
     weights = list(blend) if blend is not None else [1.0] * len(grams)

@@ -39,8 +39,9 @@ class Options:
 
     # --- output size and schedule
     size: int = _opt(512, "long side of the output in pixels", metavar="PX")
-    steps: int = _opt(200, "most optimizer steps at each scale; a scale ends earlier once the loss stops "
-                      "improving (see --tol)", metavar="N")
+    steps: int = _opt(48, "most optimizer steps at the first (coarsest) scale; each finer scale gets half as "
+                      "many as the one before (its steps cost about 4x more), so most steps happen where they "
+                      "are cheap; a scale ends earlier once the loss stops improving (see --tol)", metavar="N")
     scales: str = _opt("auto", "coarse-to-fine schedule: 'auto', a number of scales (1 = single scale), or "
                        "a comma list of long sides ending with --size, e.g. 256,512", metavar="SPEC")
     tol: float = _opt(2e-3, "early stop: end a scale when the loss improved by less than this fraction "
@@ -77,6 +78,15 @@ class Options:
     # --- input limits
     max_pixels: int = _opt(DEFAULT_MAX_PIXELS, "refuse input images with more pixels than this",
                            metavar="N", group="input")
+    # --- high resolution: tiles above a memory budget (stylize.tiles; docs/highres.md)
+    max_memory: float | None = _opt(None, "memory budget in GiB: scales whose whole-image step would need more "
+                                    "are refined in overlapping tiles (default: a quarter of the RAM, or 0.8 "
+                                    "of the free GPU memory)", metavar="GIB", group="high resolution")
+    tile_size: int = _opt(0, "tile side in pixels, a multiple of 16: scales with a longer side are tiled "
+                          "(0: sized from --max-memory)", metavar="PX", group="high resolution")
+    tile_overlap: int = _opt(128, "overlap of neighbouring tiles in pixels, a multiple of 16", metavar="PX",
+                             group="high resolution")
+    tile_steps: int = _opt(0, "most optimizer steps per tile (0: --steps)", metavar="N", group="high resolution")
     # --- artistic control (stylize.controls, stylize.color, stylize.regions; docs/controls.md)
     preset: str = _opt(DEFAULT_PRESET, "a named group of settings (list them: stylize presets); flags given "
                        "explicitly override the preset's values", choices=PRESET_NAMES, group="control")
@@ -122,14 +132,37 @@ class Options:
                 raise OptionError("--style-layer-weights: must be non-negative and not all zero")
         if self.style_blend is not None and (any(w < 0 for w in self.style_blend) or sum(self.style_blend) <= 0):
             raise OptionError("--style-blend: weights must be non-negative and not all zero")
+        self._validate_tiles()
         scale_sizes(self.scales, self.size)  # raises on a bad spec
         check_controls(self)
         return self
+
+    def _validate_tiles(self) -> None:
+        if self.max_memory is not None and not self.max_memory > 0:
+            raise OptionError(f"--max-memory: must be a positive number of GiB, got {self.max_memory!r}")
+        for name in ("tile_size", "tile_overlap", "tile_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise OptionError(f"--{flag(name)}: must be a whole number >= 0, got {value!r}")
+        for name in ("tile_size", "tile_overlap"):
+            if getattr(self, name) % 16:
+                raise OptionError(f"--{flag(name)}: must be a multiple of 16 (the network's pooling grid), "
+                                  f"got {getattr(self, name)}")
+        if self.tile_size and (self.tile_size < 64 or self.tile_overlap > self.tile_size // 2):
+            raise OptionError(f"--tile-size: must be at least 64 and at least twice --tile-overlap "
+                              f"({self.tile_overlap}), got {self.tile_size}")
 
 
 def flag(name: str) -> str:
     """Field name -> command-line flag name without dashes (``style_weight`` -> ``style-weight``)."""
     return name.replace("_", "-")
+
+
+def scale_steps(steps: int, count: int) -> list[int]:
+    """Most optimizer steps at each of ``count`` scales: ``steps`` at the first, half as many at each
+    next one (rounded up, at least 1). 512 px with the defaults: 48 at 128 px, 24 at 256, 12 at 512,
+    about 21 full-size steps of work (see BENCHMARKS.md for how this was chosen)."""
+    return [max(1, -(-steps // 2**k)) for k in range(count)]
 
 
 def scale_sizes(spec: str | int, size: int, min_size: int = 128) -> list[int]:

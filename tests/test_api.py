@@ -16,7 +16,7 @@ from stylize import OptionError, Options, Progress, Result, StopTransfer, transf
 from stylize.backbone import Backbone, tiny_backbone
 from stylize.errors import InputError
 from stylize.imageio import image_to_tensor
-from stylize.options import PAPER_STYLE_LAYERS, scale_sizes
+from stylize.options import PAPER_STYLE_LAYERS, scale_sizes, scale_steps
 
 SmallImage = Callable[[str, int], Image.Image]
 
@@ -90,7 +90,8 @@ def test_scales_give_requested_size_and_aspect(small_image: SmallImage, tiny: Ba
     assert result.image.size == (48, 64)
     assert result.settings["scale_sizes"] == sizes
     assert len(result.stop_reasons) == len(sizes)
-    assert [row["scale"] for row in result.history] == [i + 1 for i in range(len(sizes)) for _ in range(2)]
+    steps = scale_steps(2, len(sizes))  # 2 at the first scale, half as many (at least 1) at each next one
+    assert [row["scale"] for row in result.history] == [i + 1 for i in range(len(sizes)) for _ in range(steps[i])]
     assert [(row["width"], row["height"]) for row in result.history][-1] == (48, 64)
 
 

@@ -69,10 +69,12 @@ class ProgressBar:
         if self.bar is None:
             self.bar = tqdm(total=self.UNITS, unit="‰", file=sys.stderr, dynamic_ncols=True,
                             bar_format="{l_bar}{bar}| {elapsed}<{remaining}{postfix}")
-        self.bar.set_description(f"scale {p.scale}/{p.num_scales} {p.size[0]}x{p.size[1]} step {p.step}", False)
+        tile = f" tile {p.tile}/{p.num_tiles}" if p.num_tiles else ""
+        self.bar.set_description(f"scale {p.scale}/{p.num_scales} {p.size[0]}x{p.size[1]}{tile} step {p.step}", False)
+        eta = f" ETA {tqdm.format_interval(p.eta)}" if p.num_tiles and p.eta is not None else ""  # whole run
         self.bar.set_postfix_str(
             f"content {p.losses['content']:.3g} style {p.losses['style']:.3g}"
-            + (f" restores {self.restores}" if self.restores else ""), refresh=False)
+            + (f" restores {self.restores}" if self.restores else "") + eta, refresh=False)
         self.bar.update(round(p.fraction * self.UNITS) - self.bar.n)
 
     def close(self) -> None:

@@ -1,0 +1,112 @@
+"""The coarse-to-fine schedule: sizes, per-scale targets, per-scale stopping (tiny backbone, <= 64 px)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+from PIL import Image
+
+import stylize.api
+from stylize import Options, transfer
+from stylize.backbone import Backbone
+from stylize.imageio import resize_to_long_side
+from stylize.options import scale_sizes, scale_steps
+
+SmallImage = Callable[[str, int], Image.Image]
+
+
+@pytest.fixture
+def pair(small_image: SmallImage) -> tuple[Image.Image, Image.Image]:
+    # a portrait photo (3:4) and a landscape painting: the aspects differ
+    return small_image("content/animal_dog.jpg", 96), small_image("style/hokusai_great_wave.jpg", 80)
+
+
+def test_default_schedule_is_coarse_to_fine() -> None:
+    opts = Options()
+    assert opts.scales == "auto"
+    assert scale_sizes(opts.scales, 512) == [128, 256, 512]
+    assert scale_sizes(opts.scales, 1024) == [256, 512, 1024]  # at most three scales
+    assert scale_sizes(opts.scales, 200) == [200]  # no scale below 128 px
+    assert scale_sizes("1", 512) == [512]  # a single scale stays possible
+    # most steps where they are cheap: half as many at each finer scale
+    assert scale_steps(opts.steps, 3) == [48, 24, 12]
+    assert scale_steps(opts.steps, 1) == [48]
+    assert scale_steps(5, 3) == [5, 3, 2] and scale_steps(1, 4) == [1, 1, 1, 1]  # rounded up, at least 1
+
+
+def test_schedule_gives_requested_size_and_aspect(pair: tuple[Image.Image, Image.Image], tiny: Backbone) -> None:
+    content, style = pair
+    result = transfer(content, style, backbone=tiny, size=96, steps=2, tol=0, scales="24,48,96")
+    assert result.image.size == resize_to_long_side(content, 96).size == (72, 96)
+    sizes = result.settings["scale_sizes"]
+    assert sizes == [[18, 24], [36, 48], [72, 96]]
+    for width, height in sizes:  # every scale keeps the photo's aspect
+        assert width / height == pytest.approx(content.width / content.height, abs=0.02)
+    assert [row["width"] for row in result.history] == [18, 18, 36, 72]  # 2 steps, then 1 and 1
+
+
+def test_each_scale_has_its_own_targets(pair: tuple[Image.Image, Image.Image], tiny: Backbone,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Content and style targets are computed once per scale, from images at that scale."""
+    content_calls: list[tuple[int, int]] = []
+    style_calls: list[list[tuple[int, int]]] = []
+    inits: list[tuple[int, int]] = []
+    caps: list[int] = []
+    real_content, real_style, real_optimize = stylize.api.content_targets, stylize.api.style_targets, \
+        stylize.api.optimize
+
+    def content_targets(backbone: Backbone, image: torch.Tensor, layers: Any) -> dict[str, torch.Tensor]:
+        content_calls.append((image.shape[3], image.shape[2]))
+        targets = real_content(backbone, image, layers)
+        assert all(not t.requires_grad and t.grad_fn is None for t in targets.values())  # no graph kept
+        return targets
+
+    def style_targets(backbone: Backbone, styles: Any, layers: Any, blend: Any = None) -> dict[str, torch.Tensor]:
+        style_calls.append([(s.shape[3], s.shape[2]) for s in styles])
+        targets = real_style(backbone, styles, layers, blend)
+        assert all(not t.requires_grad and t.grad_fn is None for t in targets.values())
+        return targets
+
+    def optimize(image: torch.Tensor, objective: Any, **kwargs: Any) -> Any:
+        inits.append((image.shape[3], image.shape[2]))
+        caps.append(kwargs["steps"])
+        return real_optimize(image, objective, **kwargs)
+
+    monkeypatch.setattr(stylize.api, "content_targets", content_targets)
+    monkeypatch.setattr(stylize.api, "style_targets", style_targets)
+    monkeypatch.setattr(stylize.api, "optimize", optimize)
+    content, style = pair
+    progress: list[Any] = []
+    result = transfer(content, style, backbone=tiny, size=96, steps=8, tol=0, scales="24,48,96",
+                      callback=progress.append)
+    plans = [tuple(p) for p in result.settings["scale_sizes"]]
+    assert plans == [(18, 24), (36, 48), (72, 96)]
+    assert content_calls == plans  # one content target per scale, at that scale
+    assert inits == plans  # the optimizer starts each scale at that scale's size
+    assert caps == [8, 4, 2]  # ... with that scale's step limit, reported as max_steps
+    assert [(p.size, p.max_steps) for p in progress] == [(plan, cap) for plan, cap in zip(plans, caps, strict=True)
+                                                         for _ in range(cap)]
+    assert len(style_calls) == len(plans)
+    for (width, height), styles in zip(plans, style_calls, strict=True):
+        (style_w, style_h), = styles
+        assert style_w > style_h  # the painting keeps its own (landscape) aspect
+        assert style_w / style_h == pytest.approx(style.width / style.height, rel=0.05)
+        # ... and is resized so that its area matches the content's area at this scale
+        assert style_w * style_h == pytest.approx(width * height, rel=0.15)
+
+
+def test_stopping_rule_applies_per_scale(pair: tuple[Image.Image, Image.Image], tiny: Backbone) -> None:
+    content, style = pair
+    # tol 0: no early stop, every scale runs all its steps
+    full = transfer(content, style, backbone=tiny, size=96, steps=6, tol=0, scales="24,48,96")
+    assert full.stop_reasons == ["max_steps"] * 3
+    assert [sum(1 for r in full.history if r["scale"] == k) for k in (1, 2, 3)] == [6, 3, 2]
+    # a huge tolerance: each scale stops as soon as its own window is full, and the next scale
+    # starts a fresh window (a shared window would stop the later scales after one step)
+    early = transfer(content, style, backbone=tiny, size=96, steps=50, tol=0.99, window=3, scales="24,48,96")
+    assert early.stop_reasons == ["converged"] * 3
+    per_scale = [[r["scale_step"] for r in early.history if r["scale"] == k] for k in (1, 2, 3)]
+    assert per_scale == [[1, 2, 3, 4]] * 3
