@@ -26,16 +26,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.action == "fetch":
-        bar = tqdm(unit="B", unit_scale=True, desc=f"downloading {args.arch}", file=sys.stderr)
+        bars: list[tqdm] = []  # drawn at the first byte, so a failed connection prints only its error
 
         def progress(done: int, total: int) -> None:
-            bar.total = total or None
-            bar.update(done - bar.n)
+            if not bars:
+                bars.append(tqdm(total=total or None, unit="B", unit_scale=True, desc=f"downloading {args.arch}",
+                                 file=sys.stderr))
+            bars[0].update(done - bars[0].n)
 
         try:
             path = fetch_weights(args.arch, timeout=args.timeout, progress=progress)
         finally:
-            bar.close()
+            for bar in bars:
+                bar.close()
         print(f"{args.arch}: {path}")
         return 0
     if args.action == "offline":
