@@ -222,7 +222,7 @@ def tables(rows: Sequence[dict[str, Any]], sizes: Sequence[int]) -> str:
         lines += [f"### {size} px (long side)", "",
                   "| pair | baseline s | stylize s | speedup | style: photo / baseline / stylize | "
                   "content: baseline / stylize | tutorial loss: baseline / stylize | evaluations: baseline / stylize"
-                  " | peak RSS MiB: baseline / stylize |",
+                  " | peak RSS MiB: baseline / stylize (at start) |",
                   "|---|---:|---:|---:|---|---|---|---|---|"]
         speedups, style_ratio, content_ratio, tut_ratio = [], [], [], []
         per_method: dict[str, dict[str, list[float]]] = {m: {"s": [], "style": [], "content": [], "rss": []}
@@ -247,7 +247,8 @@ def tables(rows: Sequence[dict[str, Any]], sizes: Sequence[int]) -> str:
                 f"| {pair[0].rsplit('.', 1)[0]} × {pair[1].rsplit('.', 1)[0]} | {b['seconds']:.1f} | {s['seconds']:.1f}"
                 f" | {b['seconds'] / s['seconds']:.1f}x | {b['photo_style']:.3f} / {b['style']:.3f} / {s['style']:.3f}"
                 f" | {b['content']:.3f} / {s['content']:.3f} | {tut_b:.4g} / {tut_s:.4g}"
-                f" | {b['evaluations']} / {steps} | {b['peak_rss_mib']:.0f} / {s['peak_rss_mib']:.0f} |"
+                f" | {b['evaluations']} / {steps} | {b['peak_rss_mib']:.0f} / {s['peak_rss_mib']:.0f}"
+                f" ({b['rss_start_mib']:.0f} / {s['rss_start_mib']:.0f}) |"
             )
         pm = per_method
         lines += [

@@ -30,8 +30,12 @@ which scales run on the whole image and which are tiled; see ``docs/highres.md``
 from __future__ import annotations
 
 import copy
+import ctypes
+import ctypes.util
+import functools
 import math
 import os
+import platform
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -195,6 +199,29 @@ class TileLayout:
         ys = sorted({v for span in self.rows for v in span} - {0, self.height})
         xs = sorted({v for span in self.cols for v in span} - {0, self.width})
         return ys, xs
+
+
+def seam_ratio(image: torch.Tensor, layout: TileLayout) -> float:
+    """How visible the tile borders of ``image`` (1, 3, H, W) are: the mean |gradient| across the
+    lines where a tile starts or ends, over the mean |gradient| across the other lines of the same
+    phase of the 16-px grid (the borders all lie on that grid, and VGG's strided pooling gives
+    stylized images a grid-periodic texture, so lines of other phases are not comparable).
+    About 1 without seams; a visible seam pushes it well above."""
+    image = image.detach().clamp(0, 1)
+    ys, xs = layout.borders()
+    border, other = [], []
+    for dim, lines in ((3, xs), (2, ys)):
+        if not lines:
+            continue
+        grad = image.diff(dim=dim).abs().mean(dim=[d for d in range(4) if d != dim])
+        position = torch.arange(1, grad.numel() + 1)  # line i lies between pixels i - 1 and i
+        is_border = torch.zeros(grad.numel(), dtype=torch.bool)
+        is_border[[line - 1 for line in lines]] = True
+        border.append(grad[is_border])
+        other.append(grad[~is_border & (position % ALIGN == 0)])
+    if not border:
+        raise ValueError("the layout has a single tile: no borders")
+    return (torch.cat(border).mean() / torch.cat(other).mean()).item()
 
 
 # --------------------------------------------------------------------------- features in chunks
@@ -456,6 +483,29 @@ def _auto_tile(backbone: Backbone, budget: float, margin: int, *, history: int) 
 # --------------------------------------------------------------------------- tiled optimization
 
 
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "malloc_trim") else None
+
+
+def release_free_memory() -> None:
+    """Give the heap's free pages back to the OS (glibc ``malloc_trim``; elsewhere nothing).
+
+    Called between tiles: inside :func:`stylize.runtime.run_settings` freed blocks are kept for
+    reuse, which saves page faults within a tile but lets a tiled run's resident memory creep up
+    from tile to tile (measured at 4096 px: 5.0 GiB at the first tile, 6.3 GiB at the 12th).
+    """
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
 @dataclass
 class TileStep:
     """Where a tiled scale stands: tile ``index`` (from 1) of ``count``, ``done`` pixel-steps of this scale."""
@@ -593,9 +643,11 @@ def optimize_tiled(
         result.restores += part.restores
         result.best_loss += part.best_loss * weight.sum().item() / (height * width)
         reasons.append(part.stop_reason)
+        del sub, part, w, share
+        release_free_memory()
         if on_tile is not None:
             on_tile(index, len(boxes), canvas)
-        if part.stop_reason in ("interrupted", "stopped"):
+        if reasons[-1] in ("interrupted", "stopped"):
             break
     result.image = canvas
     stop = next((r for r in reasons if r in ("interrupted", "stopped")), None)
@@ -607,5 +659,5 @@ def optimize_tiled(
 __all__ = [
     "Box", "Schedule", "TileLayout", "TileStep", "axis_spans", "axis_weights", "chunked_feature_maps",
     "chunked_features", "chunked_grams", "default_memory_budget", "layer_strides", "optimize_tiled",
-    "plan_schedule", "step_bytes", "tile_objective",
+    "plan_schedule", "seam_ratio", "step_bytes", "tile_objective",
 ]

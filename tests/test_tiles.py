@@ -29,6 +29,7 @@ from stylize.tiles import (
     chunked_grams,
     optimize_tiled,
     plan_schedule,
+    seam_ratio,
     step_bytes,
     tile_objective,
 )
@@ -248,24 +249,6 @@ def scene(small_image: SmallImage) -> dict[str, object]:
     content, objective = objective_at(384)
     start = F.interpolate(coarse, size=content.shape[-2:], mode="bicubic", align_corners=False)
     return {"start": start, "objective": objective, "backbone": backbone}
-
-
-def seam_ratio(image: torch.Tensor, layout: TileLayout) -> float:
-    """Mean |gradient| across tile borders over the mean |gradient| across the other lines of the
-    same phase of the 16-px grid (tile borders all lie on that grid, and VGG's strided pooling
-    gives images a grid-periodic texture, so lines of other phases are not comparable)."""
-    image = image.clamp(0, 1)
-    ys, xs = layout.borders()
-    border, other = [], []
-    for dim, lines in ((-1, xs), (-2, ys)):
-        grad = image.diff(dim=dim).abs().mean(dim=[d for d in range(4) if d != image.dim() + dim])
-        position = torch.arange(1, grad.numel() + 1)  # line i lies between pixels i - 1 and i
-        is_border = torch.zeros(grad.numel(), dtype=torch.bool)
-        is_border[[line - 1 for line in lines]] = True
-        same_phase = position % ALIGN == 0
-        border.append(grad[is_border])
-        other.append(grad[~is_border & same_phase])
-    return (torch.cat(border).mean() / torch.cat(other).mean()).item()
 
 
 def test_seams_and_losses_tiled_against_untiled(scene: dict[str, object]) -> None:
