@@ -110,3 +110,33 @@ def test_stopping_rule_applies_per_scale(pair: tuple[Image.Image, Image.Image], 
     assert early.stop_reasons == ["converged"] * 3
     per_scale = [[r["scale_step"] for r in early.history if r["scale"] == k] for k in (1, 2, 3)]
     assert per_scale == [[1, 2, 3, 4]] * 3
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("content_name", "style_name"), [
+    ("content/animal_dog.jpg", "style/van_gogh_starry_night.jpg"),
+    ("content/street_canal_colorful_houses.jpg", "style/kandinsky_composition_vii.jpg"),
+], ids=["dog", "canal"])
+def test_default_steps_over_two_scales_with_the_real_network(real_vgg16: Backbone, small_image: SmallImage,
+                                                             content_name: str, style_name: str) -> None:
+    """The foundation's quality bounds hold for the default coarse-to-fine steps (48 then 24)."""
+    from stylize.api import _style_size
+    from stylize.imageio import image_to_tensor
+    from stylize.losses import gram_matrix, relative_squared_error
+    from stylize.options import PAPER_STYLE_LAYERS
+
+    content, style = small_image(content_name, 128), small_image(style_name, 256)
+    result = transfer(content, style, backbone=real_vgg16, size=128, scales="64,128", seed=0)
+    assert result.image.size == content.size
+    assert [sum(1 for r in result.history if r["scale"] == k) for k in (1, 2)] == [48, 24]
+    first, last = result.history[0], min((r for r in result.history if r["scale"] == 2), key=lambda r: r["total"])
+    assert last["style"] <= first["style"] / 10  # the style loss falls at least 10x
+    style_t = image_to_tensor(resize_to_long_side(style, _style_size(style, content.size)))
+    with torch.no_grad():
+        grams = {k: gram_matrix(v) for k, v in real_vgg16(style_t, PAPER_STYLE_LAYERS).items()}
+
+        def distance(image: Image.Image) -> float:
+            feats = real_vgg16(image_to_tensor(image), PAPER_STYLE_LAYERS)
+            return sum(float(relative_squared_error(gram_matrix(feats[k]), grams[k])) for k in grams) / len(grams)
+
+        assert distance(result.image) < 0.5 * distance(content)  # the output's style moved toward the painting's
