@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +21,17 @@ from stylize.backbone import Backbone  # noqa: E402
 from stylize.options import Options  # noqa: E402
 from stylize.web.form import parse_options  # noqa: E402
 
-from .helpers import QUICK, Gate, finished, image_bytes, start_job, tiny_factory, upload, wait_for  # noqa: E402
+from .helpers import QUICK, Gate, PacedGate, finished, image_bytes, start_job, tiny_factory, upload, wait_for  # noqa: E402
 
 STATIC = Path(__file__).resolve().parents[2] / "stylize" / "web" / "static"
 
 
-def read_events(client: TestClient, job_id: str, offset: int = 0) -> list[dict[str, Any]]:
-    """Every ``update`` event of the job's stream (it ends after the final one)."""
+def read_events(client: TestClient, job_id: str, offset: int = 0,
+                on_first: Callable[[], None] | None = None) -> list[dict[str, Any]]:
+    """Every ``update`` event of the job's stream (it ends after the final one).
+
+    ``on_first`` is called once the first event has arrived (the stream is then connected).
+    """
     events = []
     with client.stream("GET", f"/api/jobs/{job_id}/events?offset={offset}") as response:
         assert response.status_code == 200
@@ -38,6 +42,8 @@ def read_events(client: TestClient, job_id: str, offset: int = 0) -> list[dict[s
                 kind = line[7:]
             elif line.startswith("data: ") and kind == "update":
                 events.append(json.loads(line[6:]))
+                if on_first is not None and len(events) == 1:
+                    on_first()
     return events
 
 
@@ -165,11 +171,13 @@ def test_upload_over_the_pixel_limit_is_400(make_client) -> None:  # noqa: ANN00
 # --------------------------------------------------------------------------- jobs
 
 
-def test_job_streams_progress_and_previews_then_downloads(client: TestClient) -> None:
+def test_job_streams_progress_and_previews_then_downloads(make_client: Callable[..., TestClient]) -> None:
+    gate = PacedGate()
+    client = make_client(backbone_factory=gate)
     content, styles = two_uploads(client)
     job = start_job(client, content, styles, **QUICK)
     assert job["status"] in ("queued", "running") and job["title"] == "my_photo.png × painting.jpg"
-    events = read_events(client, job["id"])
+    events = read_events(client, job["id"], on_first=gate.event.set)
     final = events[-1]
     assert final["status"] == "done", final["error"]
     assert final["has_result"] and final["result"]["steps"] == QUICK["steps"]
