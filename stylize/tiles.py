@@ -55,7 +55,7 @@ MIN_TILE = 256  # smallest tile the automatic sizing picks
 MIN_GLOBAL_SIDE = 32  # smallest long side of the whole-image pass added in front of a tiled schedule
 DEFAULT_OVERLAP = 128
 DEFAULT_MARGIN = 32  # context around a tile while it is optimized (frozen canvas pixels)
-CHUNK_PIXELS = 1 << 21  # target features of larger images are computed in chunks of about this size
+CHUNK_PIXELS = 1 << 21  # images above this many pixels get their targets in chunks (chunked_features)
 CHUNK_MARGIN = 96  # context around each chunk when computing target features
 GIB = 1 << 30
 
