@@ -18,7 +18,6 @@ import math
 import os
 import re
 import stat
-import tempfile
 import threading
 import warnings
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the usual alias
 from PIL import ExifTags, Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
+from stylize.atomic import write_atomically
 from stylize.errors import InputError, OutputError
 
 __all__ = [
@@ -495,40 +495,5 @@ def save_image(img: Image.Image, path: str | os.PathLike[str], **save_kwargs: ob
     kwargs = {**_DEFAULT_SAVE_KWARGS.get(fmt, {}), **save_kwargs}
     if img.mode != "RGB" and not _can_write(fmt, img.mode):
         img = _to_rgb(img)
-    try:
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix)
-    except OSError as e:
-        raise OutputError(target, f"cannot write ({e.strerror or e})") from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            img.save(fh, format=fmt, **kwargs)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _file_mode_for(target))
-        os.replace(tmp, target)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(e, OSError | ValueError):
-            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-            raise OutputError(target, f"cannot write ({reason})") from e
-        raise
-    return target
+    return write_atomically(target, lambda handle: img.save(handle, format=fmt, **kwargs))
 
-
-def _file_mode_for(target: Path) -> int:
-    """Permissions for the file that will replace ``target``."""
-    try:
-        return stat.S_IMODE(target.stat().st_mode)
-    except OSError:
-        return 0o666 & ~_umask()
-
-
-def _umask() -> int:
-    # Read it without os.umask(), which would briefly change it for every thread.
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    return 0o022

@@ -19,9 +19,7 @@ with :func:`stylize.cli.files.read_log`): one dict per step with ``step``, ``sca
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +29,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter
 
+from stylize.atomic import write_atomically
 from stylize.errors import OutputError
-from stylize.imageio import _file_mode_for
 
 History = Sequence[Mapping[str, Any]]
 
@@ -233,23 +231,7 @@ def plot_histories(
     if fmt not in PLOT_FORMATS:
         raise OutputError(target, f"plots are written as {', '.join('.' + f for f in PLOT_FORMATS)}")
     fig = loss_figure(histories, layers=layers, log=log, stop_reasons=stop_reasons, steps=steps, title=title)
-    try:
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix)
-    except OSError as exc:
-        raise OutputError(target, f"cannot write ({exc.strerror or exc})") from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format="jpeg" if fmt == "jpg" else fmt, dpi=100)
-        os.chmod(tmp, _file_mode_for(target))
-        os.replace(tmp, target)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(exc, OSError):
-            raise OutputError(target, f"cannot write ({exc.strerror or exc})") from exc
-        raise
-    return target
+    return write_atomically(target, lambda handle: fig.savefig(handle, format="jpeg" if fmt == "jpg" else fmt, dpi=100))
 
 
 __all__ = ["EARLY_STOP_LABEL", "RESTORED_LABEL", "SCALE_LABEL", "ScaleEnd", "loss_figure", "plot_histories",

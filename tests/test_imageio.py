@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from stylize import imageio
+from stylize import atomic, imageio
 from stylize.errors import InputError, OutputError
 from stylize.imageio import (
     DEFAULT_MAX_PIXELS,
@@ -613,7 +613,7 @@ def test_save_png_is_lossless_and_permissions_normal(tmp_path: Path) -> None:
     src = _noise(10, 10, seed=5)
     out = save_image(src, tmp_path / "a.png")
     assert np.array_equal(np.asarray(Image.open(out).convert("RGB")), np.asarray(src))
-    assert os.stat(out).st_mode & 0o777 == 0o666 & ~imageio._umask()
+    assert os.stat(out).st_mode & 0o777 == 0o666 & ~atomic._umask()
 
 
 def test_save_jpeg_quality_95(tmp_path: Path) -> None:

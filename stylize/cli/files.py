@@ -5,11 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from stylize.atomic import write_text_atomically
 from stylize.errors import InputError, OutputError
 
 LOG_FORMATS = (".csv", ".json")
@@ -28,17 +27,8 @@ def check_log_path(path: str | Path) -> Path:
 
 
 def write_atomic(path: str | Path, data: str) -> Path:
-    """Write text to ``path`` through a temporary file in the same folder, then rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write text to ``path`` atomically (:func:`stylize.atomic.write_text_atomically`)."""
+    return write_text_atomically(path, data)
 
 
 def log_columns(history: list[dict[str, Any]]) -> list[str]:
