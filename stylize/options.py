@@ -165,6 +165,9 @@ def scale_steps(steps: int, count: int) -> list[int]:
     return [max(1, -(-steps // 2**k)) for k in range(count)]
 
 
+MAX_SCALES = 8  # a larger number is almost surely a size ("--scales 256" meant "256,512")
+
+
 def scale_sizes(spec: str | int, size: int, min_size: int = 128) -> list[int]:
     """Long sides of the coarse-to-fine schedule, ending with ``size``.
 
@@ -182,6 +185,9 @@ def scale_sizes(spec: str | int, size: int, min_size: int = 128) -> list[int]:
             count = int(text)
             if count < 1:
                 raise ValueError
+            if count > MAX_SCALES:
+                raise OptionError(f"--scales: {count} scales is too many (1 to {MAX_SCALES}); for scales of "
+                                  f"given sizes write a list ending with --size, e.g. {count},{size}")
             sizes = [max(32, size // 2**k) for k in reversed(range(count))]
             return sorted(set(sizes))
         sizes = [int(part) for part in text.split(",") if part.strip()]

@@ -12,6 +12,7 @@ from PIL import Image
 import stylize.api
 from stylize import Options, transfer
 from stylize.backbone import Backbone
+from stylize.errors import OptionError
 from stylize.imageio import resize_to_long_side
 from stylize.options import scale_sizes, scale_steps
 
@@ -35,6 +36,18 @@ def test_default_schedule_is_coarse_to_fine() -> None:
     assert scale_steps(opts.steps, 3) == [48, 24, 12]
     assert scale_steps(opts.steps, 1) == [48]
     assert scale_steps(5, 3) == [5, 3, 2] and scale_steps(1, 4) == [1, 1, 1, 1]  # rounded up, at least 1
+
+
+def test_scales_as_a_number_or_a_list() -> None:
+    assert scale_sizes("3", 512) == [128, 256, 512]
+    assert scale_sizes("8", 512) == [32, 64, 128, 256, 512]  # none below 32 px
+    assert scale_sizes("256,512", 512) == [256, 512] and scale_sizes("256,", 512) == [256, 512]
+    # A large number is a size typed without the list: refused with the way to say it.
+    with pytest.raises(OptionError, match=r"--scales: 256 scales is too many \(1 to 8\).* e\.g\. 256,512$"):
+        scale_sizes("256", 512)
+    for bad in ("0", "-2", "x", "512,256", "8,600"):
+        with pytest.raises(OptionError, match="^--scales: "):
+            scale_sizes(bad, 512)
 
 
 def test_schedule_gives_requested_size_and_aspect(pair: tuple[Image.Image, Image.Image], tiny: Backbone) -> None:
