@@ -219,23 +219,29 @@ def transfer(
     global_step = 0
 
     for index, (width, height) in enumerate(plans):
-        content_t = image_to_tensor(content_image.resize((width, height), PIL.Image.Resampling.LANCZOS)
-                                    if content_image.size != (width, height) else content_image, device)
-        style_ts = [image_to_tensor(resize_to_long_side(
-            s, _style_size(s, (width, height), opts.style_scale, min_side=need)), device) for s in style_images]
-        objective = Objective(
-            backbone,
-            content_targets(backbone, content_t, opts.content_layers),
-            style_targets(backbone, style_ts, opts.style_layers, opts.style_blend),
-            content_weight=opts.content_weight, style_weight=opts.style_weight, tv_weight=opts.tv_weight,
-            style_layer_weights=layer_weights,
-            style_regions=None if masks is None else regional_style(
-                backbone, masks, style_ts, opts.style_layers, (width, height)),
-        )
-        if image is None:
-            init = _initial_image(opts.init, content_t, opts.seed, opts.max_pixels)
-        else:
-            init = F.interpolate(image, size=(height, width), mode="bicubic", align_corners=False)
+        try:  # targets of this scale; Ctrl-C here keeps the finished scales' image
+            content_t = image_to_tensor(content_image.resize((width, height), PIL.Image.Resampling.LANCZOS)
+                                        if content_image.size != (width, height) else content_image, device)
+            style_ts = [image_to_tensor(resize_to_long_side(
+                s, _style_size(s, (width, height), opts.style_scale, min_side=need)), device) for s in style_images]
+            objective = Objective(
+                backbone,
+                content_targets(backbone, content_t, opts.content_layers),
+                style_targets(backbone, style_ts, opts.style_layers, opts.style_blend),
+                content_weight=opts.content_weight, style_weight=opts.style_weight, tv_weight=opts.tv_weight,
+                style_layer_weights=layer_weights,
+                style_regions=None if masks is None else regional_style(
+                    backbone, masks, style_ts, opts.style_layers, (width, height)),
+            )
+            if image is None:
+                init = _initial_image(opts.init, content_t, opts.seed, opts.max_pixels)
+            else:
+                init = F.interpolate(image, size=(height, width), mode="bicubic", align_corners=False)
+        except KeyboardInterrupt:
+            if image is None:
+                raise
+            stop_reasons.append("interrupted")
+            break
         done_before = sum(work[:index])
         scale_start = time.perf_counter()
 

@@ -153,3 +153,27 @@ def test_default_steps_over_two_scales_with_the_real_network(real_vgg16: Backbon
             return sum(float(relative_squared_error(gram_matrix(feats[k]), grams[k])) for k in grams) / len(grams)
 
         assert distance(result.image) < 0.5 * distance(content)  # the output's style moved toward the painting's
+
+
+def test_ctrl_c_between_scales_keeps_the_finished_scales(pair: tuple[Image.Image, Image.Image], tiny: Backbone,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while the next scale's targets are computed returns the last finished scale's image."""
+    content, style = pair
+    real_targets = stylize.api.content_targets
+    calls = []
+
+    def interrupted_at_the_second_scale(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_targets(*args, **kwargs)
+
+    monkeypatch.setattr(stylize.api, "content_targets", interrupted_at_the_second_scale)
+    result = transfer(content, style, backbone=tiny, size=96, steps=4, tol=0, scales="48,96")
+    assert result.interrupted and result.stop_reasons == ["max_steps", "interrupted"]
+    assert max(result.image.size) == 48 and {r["scale"] for r in result.history} == {1}
+    # Before any scale has finished there is nothing to keep: the interrupt goes on.
+    calls.clear()
+    calls.append(1)  # the first call is now the "second"
+    with pytest.raises(KeyboardInterrupt):
+        transfer(content, style, backbone=tiny, size=96, steps=4, tol=0, scales="48,96")
