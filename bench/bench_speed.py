@@ -348,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for size in args.sizes:
         here = [r for r in rows if r["size"] == size]
         if here:
-            sheet = contact_sheet(here, size, args.out / f"contact_{size}.png")
+            sheet = contact_sheet(here, size, args.out / f"contact_{size}.jpg")
             text += f"\nContact sheet {size} px: {sheet}\n"
     (args.out / "summary.md").write_text(text)
     print(text)
