@@ -281,7 +281,10 @@ def transfer(
                 )
         image = result.image
         stop_reasons.append(result.stop_reason)
-        if result.stop_reason in ("interrupted", "stopped"):
+        # Let go of this scale's targets and images before the next, larger scale builds its own:
+        # at 8192 px they are gigabytes (issue 4's memory bound).
+        del content_t, style_ts, objective, init, result, on_step
+        if stop_reasons[-1] in ("interrupted", "stopped"):
             break
 
     assert image is not None

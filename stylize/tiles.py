@@ -242,7 +242,6 @@ def crop_features(t: torch.Tensor, box: Box, stride: int) -> torch.Tensor:
     return t[..., box.y0 // stride:box.y1 // stride, box.x0 // stride:box.x1 // stride]
 
 
-@torch.no_grad()
 def chunked_features(
     backbone: Backbone, image: torch.Tensor, layers: Iterable[str], *, chunk: int = 1024, margin: int = CHUNK_MARGIN,
 ) -> Iterator[tuple[Box, dict[str, torch.Tensor]]]:
@@ -261,9 +260,13 @@ def chunked_features(
         for x0, x1 in partition(width, chunk):
             box = Box(y0, x0, y1, x1)
             window = box.grow(margin, height, width)
-            feats = backbone(window.crop(image), layers)
+            with torch.no_grad():  # not a decorator: torch's generator wrapper would keep the last chunk alive
+                feats = backbone(window.crop(image), layers)
             inner = Box(y0 - window.y0, x0 - window.x0, y1 - window.y0, x1 - window.x0)
-            yield box, {k: crop_features(v, inner, strides[k]) for k, v in feats.items()}
+            crops = {k: crop_features(v, inner, strides[k]) for k, v in feats.items()}
+            del feats  # the caller drops ``crops`` before asking for the next chunk: one chunk alive at a time
+            yield box, crops
+            del crops
 
 
 @torch.no_grad()
@@ -280,6 +283,7 @@ def chunked_feature_maps(backbone: Backbone, image: torch.Tensor, layers: Iterab
                 s = strides[k]
                 out[k] = v.new_zeros((v.shape[0], v.shape[1], height // s, width // s))
             crop_features(out[k], box, strides[k]).copy_(v)
+        del feats, v  # before the next chunk's forward pass
     return out
 
 
@@ -294,6 +298,7 @@ def chunked_grams(backbone: Backbone, image: torch.Tensor, layers: Iterable[str]
             flat = v.reshape(n, c, h * w)
             sums[k] = sums.get(k, 0) + flat @ flat.transpose(1, 2)
             counts[k] = counts.get(k, 0) + h * w
+        del feats, v, flat  # before the next chunk's forward pass
     return {k: sums[k] / max(1, counts[k]) for k in sums}
 
 

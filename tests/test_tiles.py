@@ -4,6 +4,7 @@ memory plan, seams, and the tiled path through transfer() and the CLI progress b
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 
 import pytest
@@ -26,6 +27,7 @@ from stylize.tiles import (
     axis_spans,
     axis_weights,
     chunked_feature_maps,
+    chunked_features,
     chunked_grams,
     optimize_tiled,
     plan_schedule,
@@ -445,3 +447,37 @@ def test_big_jpeg_is_decoded_at_reduced_scale(images_dir: object) -> None:
     assert load_image(photo, max_side=1024).size == (1500, 1000)  # JPEG draft: decoded at 1/4
     assert load_image(photo, max_side=2048).size == (3000, 2000)  # 1/2
     assert load_image(photo, max_side=8192).size == (6000, 4000)  # full decode, enlarged later
+
+
+@pytest.mark.parametrize("consumer", ["maps", "grams"])
+def test_chunked_targets_keep_one_chunk_of_activations_alive(tiny: Backbone, consumer: str) -> None:
+    """Each chunk's activations are freed before the next chunk's forward pass (at 8192 px a chunk's
+    activations are gigabytes, and two alive at once broke the memory budget)."""
+    image = torch.rand(1, 3, 96, 128, generator=torch.Generator().manual_seed(0))
+    alive: list[weakref.ref[torch.Tensor]] = []
+    seen_alive: list[int] = []
+
+    def record(_module: torch.nn.Module, _args: object, out: dict[str, torch.Tensor]) -> None:
+        for v in out.values():
+            alive.append(weakref.ref(v))
+
+    def check(_module: torch.nn.Module, _args: object) -> None:
+        seen_alive.append(sum(r() is not None for r in alive))
+
+    hooks = [tiny.register_forward_pre_hook(check), tiny.register_forward_hook(record)]
+    try:
+        run = chunked_feature_maps if consumer == "maps" else chunked_grams
+        run(tiny, image, STYLE_LAYERS, chunk=32, margin=16)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert len(seen_alive) == 12  # 3 x 4 chunks
+    assert seen_alive == [0] * 12
+
+
+def test_chunked_features_match_a_whole_image_pass_inside(tiny: Backbone) -> None:
+    image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    whole = tiny(image, ["relu2_1"])["relu2_1"]
+    for box, crops in chunked_features(tiny, image, ["relu2_1"], chunk=32, margin=32):
+        expected = whole[..., box.y0 // 2: box.y1 // 2, box.x0 // 2: box.x1 // 2]
+        torch.testing.assert_close(crops["relu2_1"], expected)
