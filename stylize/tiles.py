@@ -189,9 +189,15 @@ class TileLayout:
 
     def weights(self) -> list[torch.Tensor]:
         """One (H_tile, W_tile) weight map per box (same order); they sum to one over the image."""
+        return list(self.iter_weights())
+
+    def iter_weights(self) -> Iterator[torch.Tensor]:
+        """:meth:`weights` one at a time (at 8192 px all of them together are 4-6 bytes per pixel)."""
         wy = axis_weights(self.rows, self.height)
         wx = axis_weights(self.cols, self.width)
-        return [a[:, None] * b[None, :] for a in wy for b in wx]
+        for a in wy:
+            for b in wx:
+                yield a[:, None] * b[None, :]
 
     def borders(self) -> tuple[list[int], list[int]]:
         """Rows and columns where some tile starts or ends inside the image (candidate seams):
@@ -621,7 +627,7 @@ def optimize_tiled(
     canvas = base if sequential else base.clone()  # the normalized blend of the tiles done so far;
     # the start where none is yet. Sequential: refined in place (``image`` is overwritten), one copy less.
     covered = torch.zeros((1, 1, height, width), dtype=canvas.dtype, device=canvas.device)  # Σ weights so far
-    boxes, weights = layout.boxes, layout.weights()
+    boxes, weights = layout.boxes, layout.iter_weights()
     result = OptimizeResult(image=canvas, best_loss=0.0)
     reasons: list[str] = []
     done = 0.0
