@@ -13,7 +13,6 @@ and the whole image's content and style losses against the global targets.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from stylize.api import style_long_side
 from stylize.backbone import load_backbone, tiny_backbone
 from stylize.imageio import image_to_tensor, load_image, resize_to_long_side
 from stylize.objective import Objective, content_targets, style_targets
@@ -48,10 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     painting = load_image(IMAGES / "style" / "van_gogh_starry_night.jpg")
 
     def objective_at(long_side: int) -> tuple[torch.Tensor, Objective]:
-        content = image_to_tensor(resize_to_long_side(photo, long_side))
-        area = content.shape[-1] * content.shape[-2]
-        style = image_to_tensor(resize_to_long_side(painting, round(max(painting.size) * math.sqrt(
-            area / (painting.width * painting.height)))))
+        resized = resize_to_long_side(photo, long_side)
+        content = image_to_tensor(resized)
+        style = image_to_tensor(resize_to_long_side(painting, style_long_side(painting, resized.size)))
         return content, Objective(backbone, content_targets(backbone, content, ["relu4_2"]),
                                   style_targets(backbone, [style], STYLE_LAYERS), content_weight=1.0, style_weight=10.0)
 

@@ -70,12 +70,12 @@ def _rss_mib() -> float:
 
 def _pair_images(pair: tuple[str, str], size: int) -> tuple[Any, Any]:
     """Content at ``size`` long side; style resized so its area matches the content's (as stylize does)."""
-    from stylize.api import _style_size
+    from stylize.api import style_long_side
     from stylize.imageio import load_image, resize_to_long_side
 
     content = resize_to_long_side(load_image(IMAGES / "content" / pair[0], max_side=size), size)
     style = load_image(IMAGES / "style" / pair[1])
-    return content, resize_to_long_side(style, _style_size(style, content.size))
+    return content, resize_to_long_side(style, style_long_side(style, content.size))
 
 
 def _feature_scale(spec: dict[str, Any], backbone: Any) -> float:

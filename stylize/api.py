@@ -106,7 +106,7 @@ def make_options(**options: Any) -> Options:
     return Options(**resolve_controls(options)).validate()  # presets and --strength, see stylize.controls
 
 
-def _style_size(style: PIL.Image.Image, content_wh: tuple[int, int], scale: float = 1.0, min_side: int = 16) -> int:
+def style_long_side(style: PIL.Image.Image, content_wh: tuple[int, int], scale: float = 1.0, min_side: int = 16) -> int:
     """Long side for a style image so that its area matches the content's (times ``scale``²)."""
     factor = math.sqrt(content_wh[0] * content_wh[1] / (style.width * style.height)) * scale
     long_side = max(16, round(max(style.size) * factor))
@@ -223,7 +223,7 @@ def transfer(
             content_t = image_to_tensor(content_image.resize((width, height), PIL.Image.Resampling.LANCZOS)
                                         if content_image.size != (width, height) else content_image, device)
             style_ts = [image_to_tensor(resize_to_long_side(
-                s, _style_size(s, (width, height), opts.style_scale, min_side=need)), device) for s in style_images]
+                s, style_long_side(s, (width, height), opts.style_scale, min_side=need)), device) for s in style_images]
             objective = Objective(
                 backbone,
                 content_targets(backbone, content_t, opts.content_layers),
@@ -301,4 +301,4 @@ def transfer(
     )
 
 
-__all__ = ["ImageSource", "Progress", "Result", "flag", "make_options", "resolve_device", "transfer"]
+__all__ = ["ImageSource", "Progress", "Result", "flag", "make_options", "resolve_device", "style_long_side", "transfer"]

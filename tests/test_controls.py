@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import stylize
-from stylize.api import _style_size, make_options
+from stylize.api import make_options, style_long_side
 from stylize.cli import main as cli_main
 from stylize.cli import main_command
 from stylize.color import luminance
@@ -130,9 +130,9 @@ def test_style_scale_out_of_range_is_an_option_error(value: float) -> None:
 
 def test_style_size_scales_with_the_style_scale() -> None:
     style = PIL.Image.new("RGB", (400, 300))
-    assert _style_size(style, (200, 150)) == 200
-    assert _style_size(style, (200, 150), 2.0) == 400
-    assert _style_size(style, (200, 150), 0.5) == 100
+    assert style_long_side(style, (200, 150)) == 200
+    assert style_long_side(style, (200, 150), 2.0) == 400
+    assert style_long_side(style, (200, 150), 0.5) == 100
 
 
 def test_style_scale_resizes_the_style_image_in_a_run(tiny) -> None:  # noqa: ANN001

@@ -133,7 +133,7 @@ def test_stopping_rule_applies_per_scale(pair: tuple[Image.Image, Image.Image], 
 def test_default_steps_over_two_scales_with_the_real_network(real_vgg16: Backbone, small_image: SmallImage,
                                                              content_name: str, style_name: str) -> None:
     """The foundation's quality bounds hold for the default coarse-to-fine steps (48 then 24)."""
-    from stylize.api import _style_size
+    from stylize.api import style_long_side
     from stylize.imageio import image_to_tensor
     from stylize.losses import gram_matrix, relative_squared_error
     from stylize.options import PAPER_STYLE_LAYERS
@@ -144,7 +144,7 @@ def test_default_steps_over_two_scales_with_the_real_network(real_vgg16: Backbon
     assert [sum(1 for r in result.history if r["scale"] == k) for k in (1, 2)] == [48, 24]
     first, last = result.history[0], min((r for r in result.history if r["scale"] == 2), key=lambda r: r["total"])
     assert last["style"] <= first["style"] / 10  # the style loss falls at least 10x
-    style_t = image_to_tensor(resize_to_long_side(style, _style_size(style, content.size)))
+    style_t = image_to_tensor(resize_to_long_side(style, style_long_side(style, content.size)))
     with torch.no_grad():
         grams = {k: gram_matrix(v) for k, v in real_vgg16(style_t, PAPER_STYLE_LAYERS).items()}
 

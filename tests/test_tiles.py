@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from stylize import OptionError, Progress, StopTransfer, transfer
+from stylize.api import style_long_side
 from stylize.backbone import Backbone, tiny_backbone
 from stylize.backbone.vgg import VGGFeatures
 from stylize.imageio import image_to_tensor, load_image, resize_to_long_side
@@ -238,10 +239,9 @@ def scene(small_image: SmallImage) -> dict[str, object]:
     style = small_image("style/van_gogh_starry_night.jpg", 400)
 
     def objective_at(long_side: int) -> tuple[torch.Tensor, Objective]:
-        content = image_to_tensor(resize_to_long_side(photo, long_side))
-        area = content.shape[-1] * content.shape[-2]
-        s = image_to_tensor(resize_to_long_side(style, round(max(style.size) * math.sqrt(
-            area / (style.width * style.height)))))
+        resized = resize_to_long_side(photo, long_side)
+        content = image_to_tensor(resized)
+        s = image_to_tensor(resize_to_long_side(style, style_long_side(style, resized.size)))
         return content, Objective(backbone, content_targets(backbone, content, ["relu4_2"]),
                                   style_targets(backbone, [s], list(STYLE_LAYERS)), content_weight=1.0,
                                   style_weight=10.0)
