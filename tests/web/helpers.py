@@ -63,32 +63,22 @@ def finished(snap: dict[str, Any]) -> bool:
     return snap["status"] in ("done", "cancelled", "failed")
 
 
-class PacedGate:
-    """Like :class:`Gate`, and each forward pass of the network then takes at least ``pause`` seconds.
+class Gate:
+    """A backbone factory that waits until opened: keeps a job 'running' for as long as a test needs.
 
-    A test opens it once it is listening, so that a fast job cannot finish between two polls of
-    the event stream (which would leave only the final snapshot to see).
+    With ``pause`` each forward pass of the network then takes at least that many seconds, so that
+    a fast job cannot finish between two polls of the event stream once the test is listening.
     """
 
-    def __init__(self, pause: float = 0.08) -> None:
-        self.event = threading.Event()
-        self.pause = pause
-
-    def __call__(self, opts: Options) -> Backbone:
-        assert self.event.wait(60), "the test never opened the gate"
-        backbone = tiny_factory(opts)
-        backbone.register_forward_pre_hook(lambda module, args: time.sleep(self.pause))
-        return backbone
-
-
-class Gate:
-    """A backbone factory that waits until opened: keeps a job 'running' for as long as a test needs."""
-
-    def __init__(self) -> None:
+    def __init__(self, pause: float = 0.0) -> None:
         self.event = threading.Event()
         self.entered = threading.Event()
+        self.pause = pause
 
     def __call__(self, opts: Options) -> Backbone:
         self.entered.set()
         assert self.event.wait(60), "the test never opened the gate"
-        return tiny_factory(opts)
+        backbone = tiny_factory(opts)
+        if self.pause:
+            backbone.register_forward_pre_hook(lambda module, args: time.sleep(self.pause))
+        return backbone

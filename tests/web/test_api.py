@@ -21,7 +21,7 @@ from stylize.backbone import Backbone  # noqa: E402
 from stylize.options import Options  # noqa: E402
 from stylize.web.form import parse_options  # noqa: E402
 
-from .helpers import QUICK, Gate, PacedGate, finished, image_bytes, start_job, tiny_factory, upload, wait_for  # noqa: E402
+from .helpers import QUICK, Gate, finished, image_bytes, start_job, tiny_factory, upload, wait_for  # noqa: E402
 
 STATIC = Path(__file__).resolve().parents[2] / "stylize" / "web" / "static"
 
@@ -172,7 +172,7 @@ def test_upload_over_the_pixel_limit_is_400(make_client) -> None:  # noqa: ANN00
 
 
 def test_job_streams_progress_and_previews_then_downloads(make_client: Callable[..., TestClient]) -> None:
-    gate = PacedGate()
+    gate = Gate(pause=0.08)
     client = make_client(backbone_factory=gate)
     content, styles = two_uploads(client)
     job = start_job(client, content, styles, **QUICK)
