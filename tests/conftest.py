@@ -1,4 +1,4 @@
-"""Shared fixtures: the real images beside the repository, a tiny backbone, the offline VGG-16.
+"""Shared fixtures: the test images in tests/data, a tiny backbone, the offline VGG-16.
 
 The whole session runs offline (``STYLIZE_OFFLINE=1``) with ``TORCH_HOME`` pointing into a
 session-wide temporary folder, so no test reads or writes the user's torch hub cache. The
@@ -23,7 +23,7 @@ from stylize.backbone import Backbone, tiny_backbone
 from stylize.imageio import load_image, resize_to_long_side
 
 REPO = Path(__file__).resolve().parents[1]
-IMAGES = REPO / ".." / "shared" / "images"
+IMAGES = REPO / "tests" / "data"  # downscaled copies with their credits (tests/data/CREDITS.md)
 
 #: The deepest layer of the default content and style layers: the real network is cut there.
 DEEPEST_DEFAULT = "relu5_1"
@@ -47,9 +47,7 @@ def offline_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def images_dir() -> Path:
-    """``<repo>/../shared/images`` (content/ and style/); skips when it is not there."""
-    if not (IMAGES / "content").is_dir() or not (IMAGES / "style").is_dir():
-        pytest.skip(f"the shared images are not at {IMAGES.resolve()}")
+    """``tests/data`` (content/ and style/, 400 px on the long side): part of the repository."""
     return IMAGES.resolve()
 
 
@@ -60,7 +58,7 @@ def _small_image(path: Path, long_side: int) -> Image.Image:
 
 @pytest.fixture(scope="session")
 def small_image(images_dir: Path) -> Callable[[str, int], Image.Image]:
-    """``small_image("content/animal_dog.jpg", 64)``: a shared image at that long side (cached)."""
+    """``small_image("content/animal_dog.jpg", 64)``: a test image at that long side (cached)."""
 
     def get(name: str, long_side: int) -> Image.Image:
         return _small_image(images_dir / name, long_side).copy()

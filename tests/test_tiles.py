@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -438,10 +439,10 @@ def test_progress_bar_shows_tiles_and_eta(tmp_path: object, capsys: pytest.Captu
 # ----------------------------------------------------------------------------- large inputs
 
 
-def test_big_jpeg_is_decoded_at_reduced_scale(images_dir: object) -> None:
-    from pathlib import Path
-
-    photo = Path(str(images_dir)) / "content" / "sea_boat_sunset.jpg"  # 6000 x 4000
+def test_big_jpeg_is_decoded_at_reduced_scale(images_dir: Path, tmp_path: Path) -> None:
+    photo = tmp_path / "big.jpg"  # 6000 x 4000, made from a test image
+    with Image.open(images_dir / "content" / "forest_stream.jpg") as img:
+        img.resize((6000, 4000)).save(photo, quality=60)
     with Image.open(photo) as img:
         assert img.size == (6000, 4000)
     assert load_image(photo, max_side=1024).size == (1500, 1000)  # JPEG draft: decoded at 1/4

@@ -1,4 +1,4 @@
-"""The real offline ImageNet VGG-16 on real pairs from ../shared/images, small and single-scale.
+"""The real offline ImageNet VGG-16 on real pairs from tests/data, small and single-scale.
 
 What the issue asks of the engine with real weights: the style loss falls at least 10x from the
 first step, the output's Gram statistics move toward the style image's, and no step's loss
