@@ -1,0 +1,108 @@
+"""Behaviour kept across refactors: the exact output bytes of seeded CPU runs.
+
+Recorded before the engine was reshaped into a run plan and composable objective terms (issue
+10). A change of these hashes means a change of what users get: a deliberate fix must update the
+hash and say why in its commit. Print the current hashes with
+``STYLIZE_PRINT_HASHES=1 pytest tests/test_behaviour_hashes.py -s``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import pytest
+
+from stylize import transfer
+from stylize.backbone import Backbone, tiny_backbone
+
+CONTENT = "content/forest_stream.jpg"
+STYLE = "style/van_gogh_starry_night.jpg"
+STYLE2 = "style/hokusai_great_wave.jpg"
+
+
+def digest(image: PIL.Image.Image) -> str:
+    return hashlib.sha256(np.asarray(image).tobytes()).hexdigest()[:16]
+
+
+def half_mask(tmp_path: Path, size: tuple[int, int]) -> str:
+    arr = np.zeros((size[1], size[0], 3), np.uint8)
+    arr[:, size[0] // 2:] = 255
+    path = tmp_path / "mask.png"
+    PIL.Image.fromarray(arr, "RGB").save(path)
+    return str(path)
+
+
+# name -> (options, uses two styles, uses a mask); every run is on the CPU and seeded
+TINY_CASES: dict[str, tuple[dict[str, Any], bool, bool]] = {
+    "single_scale": ({"size": 64, "scales": "1", "steps": 8}, False, False),
+    "coarse_to_fine": ({"size": 64, "scales": "32,64", "steps": 8}, False, False),
+    "auto_scales": ({"size": 96, "steps": 6}, False, False),
+    "tiled": ({"size": 96, "scales": "48,96", "steps": 6, "tile_size": 64, "tile_overlap": 16}, False, False),
+    "mask": ({"size": 64, "scales": "32,64", "steps": 6}, True, True),
+    "blend": ({"size": 64, "scales": "1", "steps": 6, "style_blend": (0.7, 0.3)}, True, False),
+    "luminance": ({"size": 64, "scales": "1", "steps": 6, "preserve_color": "luminance"}, False, False),
+    "histogram": ({"size": 64, "scales": "1", "steps": 6, "preserve_color": "histogram"}, False, False),
+    "noise_adam": ({"size": 64, "scales": "1", "steps": 8, "init": "noise", "seed": 3, "optimizer": "adam"},
+                   False, False),
+    "preset_bold_tv": ({"size": 64, "scales": "1", "steps": 6, "preset": "bold", "tv_weight": 0.5}, False, False),
+}
+
+TINY_HASHES = {
+    "single_scale": "2f7eade79a7a074a",
+    "coarse_to_fine": "c5d60916d5f126c6",
+    "auto_scales": "a6d9c53d42f6c892",
+    "tiled": "1cf4355f01eabdef",
+    "mask": "a25f4293cf7955ee",
+    "blend": "4ba16ee3d5e7ff1b",
+    "luminance": "4435cf207c8d595d",
+    "histogram": "82e641c4f193710e",
+    "noise_adam": "5e23580d2456b844",
+    "preset_bold_tv": "2299239b1f05928f",
+}
+
+REAL_CASES: dict[str, dict[str, Any]] = {
+    "real_single": {"size": 64, "scales": "1", "steps": 5},
+    "real_coarse_to_fine": {"size": 128, "scales": "64,128", "steps": 6},
+    "real_tiled": {"size": 128, "scales": "64,128", "steps": 4, "tile_size": 64, "tile_overlap": 16},
+}
+
+REAL_HASHES = {
+    "real_single": "49e515dfc15d8f98",
+    "real_coarse_to_fine": "6b780cf23fbf09a6",
+    "real_tiled": "5b6272502c322eaa",
+}
+
+
+def run(backbone: Backbone, small_image: Callable[[str, int], PIL.Image.Image], tmp_path: Path,
+        options: dict[str, Any], two_styles: bool = False, mask: bool = False) -> str:
+    content = small_image(CONTENT, 128)
+    styles = [small_image(STYLE, 128)] + ([small_image(STYLE2, 128)] if two_styles else [])
+    extra = {"mask": half_mask(tmp_path, content.size)} if mask else {}
+    result = transfer(content, styles if two_styles else styles[0], backbone=backbone, device="cpu",
+                      **options, **extra)
+    return digest(result.image)
+
+
+def check(name: str, got: str, expected: dict[str, str]) -> None:
+    if os.environ.get("STYLIZE_PRINT_HASHES"):
+        print(f'    "{name}": "{got}",')
+        return
+    assert got == expected[name], f"{name}: the output changed"
+
+
+@pytest.mark.parametrize("name", list(TINY_CASES))
+def test_tiny_network_runs_keep_their_bytes(name: str, small_image: Any, tmp_path: Path) -> None:
+    options, two_styles, mask = TINY_CASES[name]
+    check(name, run(tiny_backbone("vgg19", seed=0), small_image, tmp_path, options, two_styles, mask), TINY_HASHES)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", list(REAL_CASES))
+def test_real_vgg16_runs_keep_their_bytes(name: str, real_vgg16: Backbone, small_image: Any, tmp_path: Path) -> None:
+    check(name, run(real_vgg16, small_image, tmp_path, REAL_CASES[name]), REAL_HASHES)
