@@ -101,7 +101,7 @@ def measure(size: int, variants: Sequence[str], cycles: int, use_compile: bool) 
 
     from stylize.backbone import load_backbone
     from stylize.loss import content_targets, style_targets
-from stylize.objective import Objective
+    from stylize.objective import Objective
     from stylize.runtime import run_settings
 
     cpu = torch.device("cpu")

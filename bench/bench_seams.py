@@ -20,12 +20,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from stylize.plan import style_long_side
 from stylize.backbone import load_backbone, tiny_backbone
 from stylize.imageio import image_to_tensor, load_image, resize_to_long_side
 from stylize.loss import content_targets, style_targets
 from stylize.objective import Objective
 from stylize.optimize import optimize
+from stylize.plan import style_long_side
 from stylize.tiles import TileLayout, optimize_tiled, seam_ratio
 
 IMAGES = Path(__file__).resolve().parents[1] / ".." / "shared" / "images"
