@@ -82,6 +82,7 @@ class Config:
     name: str
     options: dict[str, Any] = field(default_factory=dict)
     method: str = "stylize"  # or a peer's name
+    line: str | None = None  # --frontier: the style loss whose strength sweep this point belongs to
 
 
 # --------------------------------------------------------------------------- pairs
@@ -202,7 +203,7 @@ def frontier_configs(losses: Sequence[str], strengths: Sequence[float]) -> tuple
             options: dict[str, Any] = {"strength": s}
             if has_loss:
                 options["style_loss"] = loss
-            configs.append(Config(f"{loss} s{s:g}", options))
+            configs.append(Config(f"{loss} s{s:g}", options, line=loss))
     return configs, skipped
 
 
@@ -425,8 +426,8 @@ def frontier_plot(rows: Sequence[dict[str, Any]], configs: Sequence[Config], siz
     fig, ax = plt.subplots(figsize=(7.5, 5.5), dpi=110)
     lines: dict[str, list[Config]] = {}
     for cfg in configs:
-        if cfg.method == "stylize" and " s" in cfg.name:
-            lines.setdefault(cfg.name.split(" s")[0], []).append(cfg)
+        if cfg.line is not None:
+            lines.setdefault(cfg.line, []).append(cfg)
     for n, (loss, group) in enumerate(lines.items()):
         color = f"C{n}"
         for subset, style in ((None, "-o"), (peer_pairs, "--.")):
@@ -439,9 +440,9 @@ def frontier_plot(rows: Sequence[dict[str, Any]], configs: Sequence[Config], siz
                     alpha=1 if subset is None else 0.6)
             if subset is None:
                 for c, p in zip(group, pts, strict=False):
-                    ax.annotate(c.name.split(" ")[1] + f" {p['seconds']:.0f}s", (p["ssim"], p["style_gain"]),
+                    ax.annotate(f"s{c.options['strength']:g} {p['seconds']:.0f}s", (p["ssim"], p["style_gain"]),
                                 fontsize=7, xytext=(3, 3), textcoords="offset points")
-    for n, cfg in enumerate(c for c in configs if c.method != "stylize" or " s" not in c.name):
+    for n, cfg in enumerate(c for c in configs if c.line is None):
         p = summarize(rows, cfg.name, size)
         if p["pairs"]:
             marker = "*" if cfg.method != "stylize" else "s"
@@ -471,7 +472,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--sizes", default="256,512", help="long sides, comma separated (default 256,512)")
     p.add_argument("--pairs", type=int, default=0, help="use only the first N pairs (default: all)")
     p.add_argument("--images", type=Path, default=IMAGES, help="folder with content/ and style/")
-    p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "quality", help="output folder")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default bench/results/quality, with "
+                   "--quick bench/results/quality/quick)")
     p.add_argument("--steps", type=int, default=None, help="stylize --steps for every option set that does not set it")
     p.add_argument("--frontier", action="store_true", help="sweep --strengths for each of --losses, plot, add peers")
     p.add_argument("--losses", default="gram", help="style losses for --frontier (default gram)")
@@ -485,10 +487,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--peer-timeout", type=float, default=1800, help="seconds before a neural-style run is killed")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice; use 2 only "
                    "while holding /tmp/stylize-bench.lock)")
-    p.add_argument("--cell", type=int, default=192, help="contact sheet thumbnail size (default 192)")
+    p.add_argument("--cell", type=int, default=256, help="contact sheet thumbnail size (default 256: 256 px "
+                   "outputs at full size)")
     p.add_argument("--quick", action="store_true", help="smoke test: 2 pairs at 64 px, 8 steps, peers with 10 "
                    "iterations")
     args = p.parse_args(argv)
+    if args.out is None:
+        args.out = REPO / "bench" / "results" / "quality" / ("quick" if args.quick else "")
     if args.quick:
         args.pairs, args.sizes, args.peer_pairs = 2, "64", 1
         args.steps = args.steps or 8
