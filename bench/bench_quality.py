@@ -484,6 +484,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--neural-style-iterations", type=int, default=None, help="neural-style -num_iterations "
                    "(default: its own default, 1000)")
     p.add_argument("--tutorial-steps", type=int, default=300, help="the tutorial's num_steps (default 300)")
+    p.add_argument("--peers-from", type=Path, default=None, metavar="DIR", help="take the peers' rows from an "
+                   "earlier run's DIR/results.json instead of running them again (pairs and sizes it lacks still run)")
     p.add_argument("--peer-timeout", type=float, default=1800, help="seconds before a neural-style run is killed")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice; use 2 only "
                    "while holding /tmp/stylize-bench.lock)")
@@ -560,14 +562,31 @@ def setup(args: argparse.Namespace, configs: Sequence[Config]) -> dict[str, Any]
     return ctx
 
 
+def imported_peer_rows(args: argparse.Namespace, pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The peers' rows of an earlier run (``--peers-from DIR``), for the pairs and sizes of this one."""
+    path = args.peers_from / "results.json"
+    try:
+        earlier = json.loads(path.read_text())["rows"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise BenchError(f"{path}: cannot be read as a bench_quality results.json ({exc})") from None
+    wanted = {(pair_name(p), size) for p in pairs[: args.peer_pairs] for size in args.sizes}
+    rows = []
+    for row in earlier:
+        if row["method"] in args.peers and (pair_name(row["pair"]), row["size"]) in wanted:
+            image = os.path.relpath(args.peers_from / row["image"], args.out)
+            rows.append({**row, "image": image, "imported_from": str(path)})
+    return rows
+
+
 def run_all(configs: Sequence[Config], pairs: Sequence[tuple[str, str]], ctx: dict[str, Any],
             rows: list[dict[str, Any]]) -> None:
     args = ctx["args"]
     for size in args.sizes:
         for i, pair in enumerate(pairs):
             prep = ctx["scorer"].prepare(pair, size)
+            done = {r["config"] for r in rows if r["size"] == size and list(r["pair"]) == list(pair)}
             for cfg in configs:
-                if cfg.method != "stylize" and i >= args.peer_pairs:
+                if (cfg.method != "stylize" and i >= args.peer_pairs) or cfg.name in done:
                     continue
                 row = run_one(cfg, prep, ctx)
                 rows.append(row)
@@ -606,6 +625,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configs = build_configs(args)
         pairs = find_pairs(args.images)
         pairs = pairs[: args.pairs] if args.pairs > 0 else pairs
+        rows = imported_peer_rows(args, pairs) if args.peers_from else []
         ctx = setup(args, configs)
     except BenchError as exc:
         print(f"bench_quality: error: {exc}", file=sys.stderr)
@@ -615,7 +635,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"# bench_quality: {len(pairs)} pairs, sizes {args.sizes}, {os.cpu_count()} CPUs, torch "
           f"{torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}; option sets "
           + "; ".join(f"{c.name}={c.options}" for c in configs), flush=True)
-    rows: list[dict[str, Any]] = []
     status = 0
     try:
         run_all(configs, pairs, ctx, rows)
