@@ -234,3 +234,26 @@ def test_frontier_skips_losses_this_stylize_lacks() -> None:
     assert skipped == ([] if has else ["sliced"])
     with pytest.raises(bq.BenchError, match="not one of"):
         bq.frontier_configs(["l1"], [5])
+
+
+def test_peers_from_an_earlier_run_keep_only_this_runs_pairs_and_sizes(tmp_path) -> None:  # noqa: ANN001
+    import json
+
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    rows = [{"method": "neural-style", "config": "neural-style", "pair": ["a.jpg", "x.jpg"], "size": 256,
+             "image": "images/256/neural-style/a__x.png"},
+            {"method": "neural-style", "config": "neural-style", "pair": ["b.jpg", "y.jpg"], "size": 256,
+             "image": "images/256/neural-style/b__y.png"},
+            {"method": "neural-style", "config": "neural-style", "pair": ["a.jpg", "x.jpg"], "size": 512,
+             "image": "images/512/neural-style/a__x.png"},
+            {"method": "stylize", "config": "default", "pair": ["a.jpg", "x.jpg"], "size": 256, "image": "d.png"}]
+    (earlier / "results.json").write_text(json.dumps({"rows": rows}))
+    args = bq.parse_args(["--sizes", "256", "--peers", "neural-style", "--peer-pairs", "1",
+                          "--peers-from", str(earlier), "--out", str(tmp_path / "now")])
+    got = bq.imported_peer_rows(args, [("a.jpg", "x.jpg"), ("b.jpg", "y.jpg")])
+    assert [(r["pair"], r["size"]) for r in got] == [(["a.jpg", "x.jpg"], 256)]
+    assert (args.out / got[0]["image"]).resolve() == (earlier / rows[0]["image"]).resolve()
+    (earlier / "results.json").write_text("not json")
+    with pytest.raises(bq.BenchError, match="cannot be read"):
+        bq.imported_peer_rows(args, [("a.jpg", "x.jpg")])
