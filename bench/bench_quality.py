@@ -245,13 +245,13 @@ class Scorer:
 
     def _prepare(self, pair: tuple[str, str], size: int) -> Prepared:
         from bench.quality_metrics import VGGStyleDistances, content_scores
-        from stylize.api import style_long_side
+        from stylize.plan import style_long_side
         from stylize.imageio import load_image, resize_to_long_side, save_image
 
         photo = resize_to_long_side(load_image(self.images / "content" / pair[0], max_side=size), size)
         painting_path = self.images / "style" / pair[1]
         full = load_image(painting_path)
-        painting = resize_to_long_side(full, style_long_side(full, photo.size))
+        painting = resize_to_long_side(full, style_long_side(full.size, photo.size))
         photo_path = save_image(photo, self.inputs_dir / f"{size}_{Path(pair[0]).stem}.png")
         prep = Prepared(pair, size, photo, full, painting, photo_path, painting_path,
                         self.embedder.embed(photo), self.embedder.embed(painting), VGGStyleDistances(

@@ -24,7 +24,7 @@ from stylize.network import check_layers, load_network
 from stylize.objective import Objective, ScaleContext, TermFactory, build_objective
 from stylize.optimize import STOP_REASONS, OptimizeResult, StepRecord, StopReason, optimize
 from stylize.options import Options, flag
-from stylize.plan import RunPlan, ScalePlan, make_plan, style_long_side
+from stylize.plan import RunPlan, ScalePlan, make_plan, measure_step_seconds, style_long_side
 from stylize.regions import load_mask
 from stylize.runtime import run_settings
 from stylize.tiles import TileStep, optimize_tiled
@@ -103,9 +103,11 @@ class Inputs:
     styles: list[PIL.Image.Image]
     color: ColorControl
     masks: torch.Tensor | None  # one-hot region maps (--mask), or None
+    init: PIL.Image.Image | None = None  # the starting image (init_image, or --init FILE), or None
 
     @classmethod
-    def load(cls, content: ImageSource, style: ImageSource | Sequence[ImageSource], opts: Options) -> Inputs:
+    def load(cls, content: ImageSource, style: ImageSource | Sequence[ImageSource], opts: Options,
+             init_image: ImageSource | None = None) -> Inputs:
         styles = list(style) if isinstance(style, (list, tuple)) else [style]
         if not styles:
             raise OptionError("give at least one style image")
@@ -115,7 +117,9 @@ class Inputs:
         style_images = [load_image(s, what="style image", max_pixels=opts.max_pixels) for s in styles]
         color = ColorControl(opts.preserve_color, content_image)  # --preserve-color: prepare inputs, finish output
         masks = None if opts.mask is None else load_mask(opts.mask, len(styles), max_pixels=opts.max_pixels)
-        return cls(color.content(), [color.style(s) for s in style_images], color, masks)
+        init_source = init_image if init_image is not None else None if opts.init in ("content", "noise") else opts.init
+        init = None if init_source is None else load_image(init_source, what="init image", max_pixels=opts.max_pixels)
+        return cls(color.content(), [color.style(s) for s in style_images], color, masks, init)
 
     def at(self, scale: ScalePlan, device: torch.device) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The content and style tensors at a scale's sizes."""
@@ -164,17 +168,15 @@ class _RunLog:
         return on_step
 
 
-def _start_image(opts: Options, content: torch.Tensor, init_image: ImageSource | None) -> torch.Tensor:
-    """The first scale's starting image: ``init_image``, else ``--init`` (content, noise or a file)."""
-    if init_image is None and opts.init == "content":
-        return content.clone()
-    if init_image is None and opts.init == "noise":
+def _start_image(opts: Options, content: torch.Tensor, init: PIL.Image.Image | None) -> torch.Tensor:
+    """The first scale's starting image: ``init`` (resized), else ``--init`` content or noise."""
+    if init is not None:
+        image = init.resize((content.shape[3], content.shape[2]), PIL.Image.Resampling.LANCZOS)
+        return image_to_tensor(image, content.device)
+    if opts.init == "noise":
         gen = torch.Generator().manual_seed(opts.seed)
         return torch.rand(content.shape, generator=gen).to(content.device)
-    source = init_image if init_image is not None else opts.init
-    image = load_image(source, what="init image", max_pixels=opts.max_pixels)
-    image = image.resize((content.shape[3], content.shape[2]), PIL.Image.Resampling.LANCZOS)
-    return image_to_tensor(image, content.device)
+    return content.clone()
 
 
 def _refine(start: torch.Tensor, objective: Objective, scale: ScalePlan, plan: RunPlan, opts: Options,
@@ -187,6 +189,43 @@ def _refine(start: torch.Tensor, objective: Objective, scale: ScalePlan, plan: R
     return optimize_tiled(start, objective, layout=scale.layout, margin=plan.margin, **common)
 
 
+@dataclass
+class Setup:
+    """A run made ready: validated options, loaded inputs, the network on its device, the plan."""
+
+    opts: Options
+    inputs: Inputs
+    device: torch.device
+    backbone: Backbone
+    plan: RunPlan
+
+    @classmethod
+    def make(cls, content: ImageSource, style: ImageSource | Sequence[ImageSource], backbone: Backbone | None,
+             download_progress: Callable[[int, int], None] | None, options: dict[str, Any],
+             init_image: ImageSource | None = None) -> Setup:
+        opts = Options.from_kwargs(**options)
+        inputs = Inputs.load(content, style, opts, init_image)
+        device = resolve_device(opts.device)
+        backbone = backbone if backbone is not None else load_network(opts, progress=download_progress)
+        check_layers(opts, backbone.layer_names, backbone.arch)
+        backbone = backbone.to(device)
+        plan = make_plan(opts, inputs.content.size, [s.size for s in inputs.styles], backbone, device)
+        return cls(opts, inputs, device, backbone, plan)
+
+    def estimate_seconds(self) -> float:
+        """The plan's time on this device, from a short measurement of the network (about a second)."""
+        layers = [*self.opts.content_layers, *self.opts.style_layers]
+        return self.plan.estimate_seconds(measure_step_seconds(self.backbone, layers, self.device))
+
+
+def plan_run(content: ImageSource, style: ImageSource | Sequence[ImageSource], *, backbone: Backbone | None = None,
+             **options: Any) -> tuple[RunPlan, float]:
+    """What :func:`transfer` would do with these inputs and options, without doing it: the
+    :class:`stylize.plan.RunPlan` and its estimated seconds on this device (``stylize --dry-run``)."""
+    setup = Setup.make(content, style, backbone, None, options)
+    return setup.plan, setup.estimate_seconds()
+
+
 def transfer(
     content: ImageSource,
     style: ImageSource | Sequence[ImageSource],
@@ -196,6 +235,7 @@ def transfer(
     download_progress: Callable[[int, int], None] | None = None,
     init_image: ImageSource | None = None,
     extra_terms: Sequence[TermFactory] = (),
+    on_plan: Callable[[RunPlan, float], None] | None = None,
     **options: Any,
 ) -> Result:
     """Repaint ``content`` in the style of ``style`` (Gatys, Ecker & Bethge, CVPR 2016).
@@ -211,6 +251,8 @@ def transfer(
         init_image: the starting image of the first scale (overrides ``init``), any image kind.
         extra_terms: factories ``f(scale) -> term`` of more objective terms (:mod:`stylize.loss`),
             called once per scale with a :class:`stylize.objective.ScaleContext`.
+        on_plan: called once before any work with the :class:`stylize.plan.RunPlan` and its
+            estimated seconds on this device (measuring that takes about a second).
         **options: any field of :class:`stylize.Options` (``size``, ``steps``, ``style_weight`` ...).
 
     Returns:
@@ -222,13 +264,12 @@ def transfer(
     Ctrl-C during the run returns the best image so far (``result.interrupted`` is true). The
     library prints nothing and writes no files.
     """
-    opts = Options.from_kwargs(**options)
-    inputs = Inputs.load(content, style, opts)
-    device = resolve_device(opts.device)
-    backbone = backbone if backbone is not None else load_network(opts, progress=download_progress)
-    check_layers(opts, backbone.layer_names, backbone.arch)
-    backbone = backbone.to(device)
-    plan = make_plan(opts, inputs.content.size, [s.size for s in inputs.styles], backbone, device)
+    setup = Setup.make(content, style, backbone, download_progress, options, init_image)
+    opts, inputs, device, backbone, plan = setup.opts, setup.inputs, setup.device, setup.backbone, setup.plan
+    estimate = None
+    if on_plan is not None:
+        estimate = setup.estimate_seconds()
+        on_plan(plan, estimate)
     log = _RunLog(plan, callback)
     image: torch.Tensor | None = None
     for scale in plan.scales:
@@ -236,7 +277,7 @@ def transfer(
             content_t, style_ts = inputs.at(scale, device)
             extra = [make(ScaleContext(scale.index, scale.size, device, backbone)) for make in extra_terms]
             objective = build_objective(backbone, opts, content_t, style_ts, masks=inputs.masks, extra=extra)
-            start = _start_image(opts, content_t, init_image) if image is None else \
+            start = _start_image(opts, content_t, inputs.init) if image is None else \
                 F.interpolate(image, size=scale.size[::-1], mode="bicubic", align_corners=False)
         except KeyboardInterrupt:
             if image is None:
@@ -253,21 +294,26 @@ def transfer(
         if log.stop_reasons[-1].early:
             break
     assert image is not None
-    settings = {**dataclasses.asdict(opts), **_run_settings(backbone, device, plan, len(inputs.styles))}
+    settings = {**dataclasses.asdict(opts), **_run_settings(backbone, device, plan, len(inputs.styles), estimate)}
     return Result(image=tensor_to_image(inputs.color.finish(image).clamp(0, 1)), history=log.history,
                   settings=settings, stop_reasons=log.stop_reasons, seconds=time.perf_counter() - log.start)
 
 
-def _run_settings(backbone: Backbone, device: torch.device, plan: RunPlan, num_styles: int) -> dict[str, Any]:
+def _run_settings(backbone: Backbone, device: torch.device, plan: RunPlan, num_styles: int,
+                  estimate: float | None) -> dict[str, Any]:
     """What the run actually used beside its options: the network, the device and the plan."""
-    return {
+    settings = {
         "network": backbone.description, "arch": backbone.arch, "convention": backbone.convention,
         "device": str(device), "scale_sizes": [list(s.size) for s in plan.scales], "num_styles": num_styles,
         "tiling": plan.describe(), "memory_budget_gib": round(plan.budget / 2**30, 2),
+        "planned_work": plan.total_work,
     }
+    if estimate is not None:
+        settings["estimated_seconds"] = round(estimate, 1)
+    return settings
 
 
 __all__ = [
-    "STOP_REASONS", "ImageSource", "Inputs", "Progress", "Result", "flag", "make_options", "resolve_device",
-    "style_long_side", "transfer",
+    "STOP_REASONS", "ImageSource", "Inputs", "Progress", "Result", "Setup", "flag", "make_options", "plan_run",
+    "resolve_device", "style_long_side", "transfer",
 ]

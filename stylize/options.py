@@ -33,7 +33,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 OPTIMIZERS = ("lbfgs", "adam")
 PRESERVE_COLOR_MODES = ("none", "luminance", "histogram")
 #: --style-loss kinds; each is a class in stylize.loss.style (STYLE_LOSSES)
-STYLE_LOSS_KINDS = ("gram",)
+STYLE_LOSS_KINDS = ("gram", "wasserstein", "sliced")
 INITS = ("content", "noise")
 PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 PAPER_CONTENT_LAYERS = ("relu4_2",)
@@ -74,7 +74,9 @@ class Options:
                                                          "(default: equal)", metavar="W,...", group="loss")
     style_blend: tuple[float, ...] | None = _opt(None, "with several style images: one blend weight per style, "
                                                  "comma separated (default: equal)", metavar="W,...", group="loss")
-    style_loss: str = _opt("gram", "how the painting's style is measured: 'gram' (Gram matrices, the paper)",
+    style_loss: str = _opt("gram", "how the painting's style is measured: 'gram' (Gram matrices, the paper), "
+                           "'wasserstein' (feature mean and covariance, Gaussian W2) or 'sliced' (sliced "
+                           "Wasserstein: whole feature distributions on random projections)",
                            choices=STYLE_LOSS_KINDS, group="loss")
     # --- network
     model: str = _opt("vgg19", "feature network", choices=ARCHITECTURES, group="model")
@@ -178,6 +180,8 @@ class Options:
         if not isinstance(scale, (int, float)) or not math.isfinite(scale) or not low <= scale <= high:
             raise OptionError(f"--style-scale: must be from {low:g} to {high:g} (1 = style at the content's scale), "
                               f"got {scale!r}")
+        if self.mask is not None and self.style_loss != "gram":
+            raise OptionError(f"--mask works with --style-loss gram (regional Gram matrices), not {self.style_loss}")
         if self.mask is not None and self.style_blend is not None:
             raise OptionError("--style-blend cannot be combined with --mask: with a mask each region has its own style")
 

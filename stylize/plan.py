@@ -15,6 +15,7 @@ scale too big for one piece gets a smaller whole-image scale in front of it (wit
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,10 +27,21 @@ from stylize.features import ALIGN
 from stylize.options import Options
 from stylize.pyramid import long_side_size, scale_sizes, scale_steps
 from stylize.tiles.layout import TileLayout
-from stylize.tiles.memory import GIB, MIN_TILE, auto_tile, buffer_bytes_per_pixel, default_memory_budget, step_bytes
+from stylize.tiles.memory import (
+    GIB,
+    MIN_TILE,
+    auto_tile,
+    buffer_bytes_per_pixel,
+    default_memory_budget,
+    least_tiled_budget,
+    step_bytes,
+)
 from stylize.tiles.refine import DEFAULT_MARGIN
 
 MIN_GLOBAL_SIDE = 32  # smallest long side of the whole-image pass added in front of a tiled schedule
+#: style images are used at the content's area, but at most this many pixels: beyond it (prints above
+#: ~2500 px) the statistics of the painting at 4 MP guide the finest scales, whose memory stays bounded
+MAX_STYLE_PIXELS = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,50 @@ class RunPlan:
     def describe(self) -> list[dict[str, object]]:
         """One row per scale: width, height, steps, tiles (and the tile layout when tiled)."""
         return [s.describe(self.margin) for s in self.scales]
+
+    def estimate_seconds(self, step_seconds: float) -> float:
+        """Planned time with ``step_seconds`` per pixel-step (:func:`measure_step_seconds`): every
+        step of the plan, plus each scale's targets (a forward pass, about a third of a step, over
+        the content and style images)."""
+        targets = sum(s.size[0] * s.size[1] + sum(w * h for w, h in s.style_sizes) for s in self.scales)
+        return step_seconds * (self.total_work + targets / 3)
+
+    def table(self, seconds: float | None = None) -> list[str]:
+        """The plan in lines of text, for front ends: one line per scale, then the total work and,
+        given, the estimated ``seconds``."""
+        lines = []
+        for s in self.scales:
+            where = f"{len(s.layout)} tiles of {s.layout.tile} px" if s.layout is not None else "whole image"
+            per = " per tile" if s.layout is not None else ""
+            lines.append(f"scale {s.index + 1}/{len(self.scales)}: {s.size[0]}x{s.size[1]}, {where}, "
+                         f"at most {s.steps} steps{per}")
+        total = f"{self.total_work / 1e6:.1f} M pixel-steps, memory budget {self.budget / GIB:.1f} GiB"
+        if seconds is not None:
+            total += f", about {_duration(seconds)} on this device"
+        return [*lines, total]
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def measure_step_seconds(backbone: Backbone, layers: Sequence[str], device: torch.device | str = "cpu",
+                         side: int = 192) -> float:
+    """Seconds per pixel-step of this network on this device: the best of two timed forward and
+    backward passes on a ``side`` x ``side`` image (after one to warm up). About a second on a CPU."""
+    image = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(0)).to(device)
+    image.requires_grad_(True)
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        loss = sum(f.square().mean() for f in backbone(image, layers).values())
+        loss.backward()  # type: ignore[union-attr]
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return min(times[1:]) / (side * side)
 
 
 def style_long_side(style_size: tuple[int, int], content_wh: tuple[int, int], scale: float = 1.0,
@@ -137,15 +193,34 @@ def _with_global_pass(content_size: tuple[int, int], sizes: list[tuple[int, int]
 
 
 def _tile_layout(opts: Options, backbone: Backbone, budget: _Budget, size: tuple[int, int], num_styles: int,
-                 margin: int) -> TileLayout:
+                 margin: int, steps: int) -> TileLayout:
     width, height = size
     tile = opts.tile_size
     if not tile:
-        buffers = buffer_bytes_per_pixel(backbone, opts.content_layers, num_styles)
-        tile = auto_tile(backbone, budget.bytes - buffers * width * height, margin,
-                         history=min(50, opts.tile_steps or opts.steps))
+        buffers = buffer_bytes_per_pixel(backbone, opts.content_layers, num_styles) * width * height
+        history = min(50, steps)
+        tile = auto_tile(backbone, budget.bytes - buffers, margin, history=history)
+        if not tile:
+            need = least_tiled_budget(backbone, buffers, margin, history=history)
+            raise OptionError(
+                f"--max-memory: {budget.bytes / GIB:.2f} GiB is too small for a {width}x{height} image; it needs at "
+                f"least {math.ceil(need / GIB * 100) / 100:.2f} GiB (the whole-image buffers and one {MIN_TILE} px "
+                f"tile); raise --max-memory or lower --size")
         tile = max(ALIGN * math.floor(tile / ALIGN), 2 * opts.tile_overlap, MIN_TILE)
     return TileLayout(height, width, tile, opts.tile_overlap)
+
+
+def style_size(style: tuple[int, int], content: tuple[int, int], scale: float, min_side: int) -> tuple[int, int]:
+    """A style image's (width, height) at a scale: the content's area times ``scale``², at most
+    :data:`MAX_STYLE_PIXELS`, its short side at least ``min_side``."""
+    long_side = style_long_side(style, content, scale, min_side=min_side)
+    size = long_side_size(style, long_side)
+    least = style_long_side(style, (1, 1), 1.0, min_side=min_side)  # the smallest that keeps min_side
+    while size[0] * size[1] > MAX_STYLE_PIXELS and long_side > least:
+        shrunk = math.floor(long_side * math.sqrt(MAX_STYLE_PIXELS / (size[0] * size[1])))
+        long_side = max(least, min(long_side - 1, shrunk))
+        size = long_side_size(style, long_side)
+    return size
 
 
 def make_plan(opts: Options, content_size: tuple[int, int], style_sizes: Sequence[tuple[int, int]],
@@ -160,18 +235,20 @@ def make_plan(opts: Options, content_size: tuple[int, int], style_sizes: Sequenc
     budget = _Budget(opts, backbone, torch.device(device))
     if opts.scales == "auto":
         sizes = _with_global_pass(content_size, sizes, budget)
-    tile_steps = opts.tile_steps or opts.steps
     scales = []
-    for index, (size, whole_steps) in enumerate(zip(sizes, scale_steps(opts.steps, len(sizes)), strict=True)):
-        styles = tuple(long_side_size(s, style_long_side(s, size, opts.style_scale, min_side=need))
-                       for s in style_sizes)
+    for index, (size, steps) in enumerate(zip(sizes, scale_steps(opts.steps, [max(s) for s in sizes]), strict=True)):
+        styles = tuple(style_size(s, size, opts.style_scale, need) for s in style_sizes)
         if budget.fits_whole(size):
-            scales.append(ScalePlan(index, size, whole_steps, None, styles, float(size[0] * size[1] * whole_steps)))
+            scales.append(ScalePlan(index, size, steps, None, styles, float(size[0] * size[1] * steps)))
             continue
-        layout = _tile_layout(opts, backbone, budget, size, len(style_sizes), margin)
+        tile_steps = opts.tile_steps or steps
+        layout = _tile_layout(opts, backbone, budget, size, len(style_sizes), margin, tile_steps)
         work = float(sum(b.grow(margin, size[1], size[0]).area for b in layout.boxes) * tile_steps)
         scales.append(ScalePlan(index, size, tile_steps, layout, styles, work))
     return RunPlan(tuple(scales), budget.bytes, margin, need)
 
 
-__all__ = ["MIN_GLOBAL_SIDE", "RunPlan", "ScalePlan", "make_plan", "network_min_side", "style_long_side"]
+__all__ = [
+    "MAX_STYLE_PIXELS", "MIN_GLOBAL_SIDE", "RunPlan", "ScalePlan", "make_plan", "measure_step_seconds",
+    "network_min_side", "style_long_side", "style_size",
+]

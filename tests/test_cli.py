@@ -490,3 +490,25 @@ def test_python_dash_m_bad_input(tmp_path: Path) -> None:
     assert not (tmp_path / "o.png").exists()
 
 
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(cli: Callable[..., Run], tiny_loader: list,
+                                                    files: dict[str, Path], tmp_path: Path) -> None:
+    before = listing(tmp_path)
+    run = cli(files["content"], files["style"], "--dry-run", "--size", "96", "--scales", "24,48,96", "--steps", "8")
+    assert run.code == 0, run.err
+    lines = run.out.splitlines()
+    assert lines[0] == "plan: scale 1/3: 18x24, whole image, at most 8 steps"
+    assert "scale 3/3: 72x96, whole image, at most 2 steps" in lines[2]
+    assert "pixel-steps" in lines[3] and "on this device" in lines[3]
+    assert listing(tmp_path) == before
+
+
+def test_the_plan_is_shown_before_the_run(cli: Callable[..., Run], tiny_loader: list, files: dict[str, Path],
+                                          tmp_path: Path) -> None:
+    run = cli(files["content"], files["style"], "-o", tmp_path / "o.png", "--size", "32", "--steps", "2")
+    assert run.code == 0, run.err
+    assert run.err.startswith("plan: scale 1/1: 24x32, whole image, at most 2 steps")

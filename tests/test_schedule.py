@@ -31,13 +31,17 @@ def test_default_schedule_is_coarse_to_fine() -> None:
     opts = Options()
     assert opts.scales == "auto"
     assert scale_sizes(opts.scales, 512) == [128, 256, 512]
-    assert scale_sizes(opts.scales, 1024) == [256, 512, 1024]  # at most three scales
+    assert scale_sizes(opts.scales, 1024) == [128, 256, 512, 1024]  # every run starts at 128-255 px
+    assert scale_sizes(opts.scales, 4096) == [128, 256, 512, 1024, 2048, 4096]
     assert scale_sizes(opts.scales, 200) == [200]  # no scale below 128 px
     assert scale_sizes("1", 512) == [512]  # a single scale stays possible
     # most steps where they are cheap: half as many at each finer scale
-    assert scale_steps(opts.steps, 3) == [48, 24, 12]
-    assert scale_steps(opts.steps, 1) == [48]
-    assert scale_steps(5, 3) == [5, 3, 2] and scale_steps(1, 4) == [1, 1, 1, 1]  # rounded up, at least 1
+    assert scale_steps(opts.steps, [128, 256, 512]) == [48, 24, 12]
+    assert scale_steps(opts.steps, [512]) == [48]
+    assert scale_steps(5, [128, 256, 512]) == [5, 3, 2] and scale_steps(1, [1, 2, 4, 8]) == [1, 1, 1, 1]  # rounded up
+    # the steps follow the cost: a scale k times longer gets 1/k of the steps, so its work grows with k, not k²
+    assert scale_steps(opts.steps, [128, 256, 512, 1024, 2048, 4096]) == [48, 24, 12, 6, 3, 2]
+    assert scale_steps(30, [100, 300]) == [30, 10]
 
 
 def test_scales_as_a_number_or_a_list() -> None:
@@ -179,3 +183,17 @@ def test_ctrl_c_between_scales_keeps_the_finished_scales(pair: tuple[Image.Image
     calls.append(1)  # the first call is now the "second"
     with pytest.raises(KeyboardInterrupt):
         transfer(content, style, backbone=tiny, size=96, steps=4, tol=0, scales="48,96")
+
+
+def test_on_plan_gets_the_plan_and_its_estimate_first(pair: tuple[Image.Image, Image.Image], tiny: Backbone) -> None:
+    content, style = pair
+    seen: list[Any] = []
+    result = transfer(content, style, backbone=tiny, size=96, steps=4, scales="24,48,96",
+                      on_plan=lambda plan, seconds: seen.append((plan, seconds)),
+                      callback=lambda p: seen.append(p))
+    plan, seconds = seen[0]  # before the first step
+    assert [list(s.size) for s in plan.scales] == result.settings["scale_sizes"]
+    assert [s.steps for s in plan.scales] == [4, 2, 1]
+    assert seconds > 0 and result.settings["estimated_seconds"] == round(seconds, 1)
+    assert result.settings["planned_work"] == plan.total_work == 18 * 24 * 4 + 36 * 48 * 2 + 72 * 96 * 1
+    assert "estimated_seconds" not in transfer(content, style, backbone=tiny, size=48, steps=1).settings

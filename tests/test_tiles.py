@@ -231,9 +231,30 @@ def test_plan_from_a_memory_budget() -> None:
         assert step_bytes(vgg16, largest, history=5) <= plan.budget  # each tile with its context fits
         assert scale.layout.tile >= 512
     assert not any(s.tiled for s in plan_for(content, vgg16, **common, max_memory=64.0).scales)
-    with pytest.warns(UserWarning, match="too small"):
-        tiny_budget = plan_for(content, vgg16, size=4096, scales="1", steps=10, max_memory=0.5)
-    assert tiny_budget.scales[-1].layout is not None and tiny_budget.scales[-1].layout.tile == 256
+    with pytest.raises(OptionError, match=r"^--max-memory: 0\.50 GiB is too small for a 4096x2731 image; it needs at "
+                       r"least (\d+\.\d\d) GiB"):
+        plan_for(content, vgg16, size=4096, scales="1", steps=10, max_memory=0.5)
+    try:  # the budget the message names is enough
+        plan_for(content, vgg16, size=4096, scales="1", steps=10, max_memory=0.5)
+    except OptionError as exc:
+        need = float(str(exc).split("least ")[1].split(" GiB")[0])
+    fitted = plan_for(content, vgg16, size=4096, scales="1", steps=10, max_memory=need)
+    assert fitted.scales[-1].layout is not None and fitted.scales[-1].layout.tile == 256
+
+
+def test_tiles_get_their_scales_steps_and_style_images_are_bounded() -> None:
+    vgg16 = Backbone(VGGFeatures("vgg16", last_layer="relu5_1"), "caffe")
+    plan = make_plan(Options.from_kwargs(size=4096, max_memory=5.9), (6000, 4000), [(1280, 1014)], vgg16)
+    assert [max(s.size) for s in plan.scales] == [128, 256, 512, 1024, 2048, 4096]
+    assert [s.steps for s in plan.scales] == [48, 24, 12, 6, 3, 2]  # per tile on the tiled scales
+    assert plan.scales[-1].tiled and not plan.scales[0].tiled
+    from stylize.plan import MAX_STYLE_PIXELS
+
+    areas = [w * h for s in plan.scales for w, h in s.style_sizes]
+    assert max(areas) <= MAX_STYLE_PIXELS < 4096 * 2731  # area-matched up to the bound
+    assert areas[3] == pytest.approx(1024 * 683, rel=0.02)
+    explicit = make_plan(Options.from_kwargs(size=4096, max_memory=5.9, tile_steps=5), (6000, 4000), [], vgg16)
+    assert [s.steps for s in explicit.scales if s.tiled] == [5] * sum(s.tiled for s in explicit.scales)
 
 
 def test_plan_sizes_the_style_images_per_scale(tiny: Backbone) -> None:

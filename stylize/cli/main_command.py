@@ -8,11 +8,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from stylize.api import Progress, Result, transfer
+from stylize.api import Progress, Result, plan_run, transfer
 from stylize.cli.common import EXIT_INTERRUPTED, ArgumentParser, add_option_flags, option_values
 from stylize.cli.files import check_log_path, write_log
 from stylize.imageio import check_output_path, save_image
 from stylize.optimize import STOP_REASONS
+from stylize.plan import RunPlan
 
 EPILOG = """examples:
   stylize photo.jpg painting.jpg -o out.png
@@ -35,13 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("content", help="the photo to repaint")
     parser.add_argument("style", nargs="+", help="one or more style images (artworks)")
-    parser.add_argument("-o", "--output", required=True, help="where to write the result (.png, .jpg, .webp ...)")
+    parser.add_argument("-o", "--output", help="where to write the result (.png, .jpg, .webp ...); required unless "
+                        "--dry-run")
     parser.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
     parser.add_argument("--log", metavar="FILE", help="write the loss of every step to FILE.csv or FILE.json")
     parser.add_argument("--plot", metavar="PNG", help="draw the loss curves into PNG at the end")
     parser.add_argument("--save-every", type=int, metavar="N", default=0,
                         help="also write the best image so far every N steps (OUT_stepNNNNN.png)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no plan")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan (scales, tiles, steps, estimated time on this device) and stop")
     add_option_flags(parser, given_only=True)  # only explicit flags reach transfer(), so presets apply
     return parser
 
@@ -98,8 +102,18 @@ def _download_bar(quiet: bool):  # noqa: ANN202
     return progress
 
 
+def _print_plan(plan: RunPlan, seconds: float) -> None:
+    print("plan: " + "\n      ".join(plan.table(seconds)), file=sys.stderr)
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    if args.dry_run:
+        plan, seconds = plan_run(args.content, args.style, **option_values(args))
+        print("plan: " + "\n      ".join(plan.table(seconds)))
+        return 0
+    if not args.output:
+        build_parser().error("the following arguments are required: -o/--output")
     output = check_output_path(args.output, force=args.force)
     if args.log:
         check_log_path(args.log)
@@ -107,8 +121,8 @@ def main(argv: list[str]) -> int:
         check_output_path(args.plot, force=True)
     bar = ProgressBar(args.quiet, args.save_every, output)
     try:
-        result = transfer(args.content, args.style, callback=bar,
-                          download_progress=_download_bar(args.quiet), **option_values(args))
+        result = transfer(args.content, args.style, callback=bar, download_progress=_download_bar(args.quiet),
+                          on_plan=None if args.quiet else _print_plan, **option_values(args))
     finally:
         bar.close()
     save_image(result.image, output)

@@ -10,10 +10,11 @@
 from stylize.loss.content import ContentLoss, content_targets
 from stylize.loss.penalties import RANGE_WEIGHT, RangePenalty, TotalVariation
 from stylize.loss.regional import RegionalStyle
-from stylize.loss.style import STYLE_LOSSES, GramLoss, StyleLoss, style_targets
+from stylize.loss.style import STYLE_LOSSES, GramLoss, SlicedWassersteinLoss, StyleLoss, WassersteinLoss, style_targets
 from stylize.loss.term import Features, Term
 
 __all__ = [
     "RANGE_WEIGHT", "STYLE_LOSSES", "ContentLoss", "Features", "GramLoss", "RangePenalty", "RegionalStyle",
-    "StyleLoss", "Term", "TotalVariation", "content_targets", "style_targets",
+    "SlicedWassersteinLoss", "StyleLoss", "Term", "TotalVariation", "WassersteinLoss", "content_targets",
+    "style_targets",
 ]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from collections.abc import Iterable
 
 import torch
@@ -89,20 +88,20 @@ def default_memory_budget(device: torch.device) -> int:
 
 
 def auto_tile(backbone: Backbone, budget: float, margin: int, *, history: int) -> int:
+    """The largest tile side (a multiple of 16) whose optimizer step, with ``margin`` px of context,
+    fits in ``budget`` bytes; 0 when not even a :data:`MIN_TILE` tile does."""
     per_pixel = step_bytes(backbone, 1, history=history) - FIXED_BYTES
     pixels = max(0.0, budget - FIXED_BYTES) / per_pixel
     tile = ALIGN * math.floor((math.sqrt(pixels) - 2 * margin) / ALIGN)
-    if tile < MIN_TILE:
-        warnings.warn(
-            f"the memory budget ({budget / GIB:.1f} GiB left beside the image buffers) is too small for "
-            f"tiles of {MIN_TILE} px; using {MIN_TILE} px tiles (raise --max-memory or set --tile-size)",
-            stacklevel=3,
-        )
-        tile = MIN_TILE
-    return tile
+    return tile if tile >= MIN_TILE else 0
+
+
+def least_tiled_budget(backbone: Backbone, buffers: float, margin: int, *, history: int) -> int:
+    """Bytes a tiled scale needs at least: its whole-image ``buffers`` and one :data:`MIN_TILE` tile."""
+    return int(buffers + step_bytes(backbone, (MIN_TILE + 2 * margin) ** 2, history=history))
 
 
 __all__ = [
     "ACTIVATION_FACTOR", "FIXED_BYTES", "GIB", "MIN_TILE", "activation_floats_per_pixel", "auto_tile",
-    "buffer_bytes_per_pixel", "default_memory_budget", "physical_memory", "step_bytes",
+    "buffer_bytes_per_pixel", "default_memory_budget", "least_tiled_budget", "physical_memory", "step_bytes",
 ]
