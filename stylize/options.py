@@ -53,11 +53,13 @@ class Options:
 
     # --- output size and schedule
     size: int = _opt(512, "long side of the output in pixels", metavar="PX")
-    steps: int = _opt(48, "most optimizer steps at the first (coarsest) scale; each finer scale gets half as "
-                      "many as the one before (its steps cost about 4x more), so most steps happen where they "
-                      "are cheap; a scale ends earlier once the loss stops improving (see --tol)", metavar="N")
-    scales: str = _opt("auto", "coarse-to-fine schedule: 'auto', a number of scales (1 = single scale), or "
-                       "a comma list of long sides ending with --size, e.g. 256,512", metavar="SPEC")
+    steps: int = _opt(48, "most optimizer steps at the first (coarsest) scale; a scale k times longer gets 1/k "
+                      "of them (its steps cost k² times more), so most steps happen where they are cheap: "
+                      "48, 24, 12 at 128, 256, 512 px; a scale ends earlier once the loss stops improving "
+                      "(see --tol); --dry-run shows the plan", metavar="N")
+    scales: str = _opt("auto", "coarse-to-fine schedule: 'auto' (from 128-255 px, doubling up to --size), a "
+                       "number of scales (1 = single scale), or a comma list of long sides ending with --size, "
+                       "e.g. 256,512", metavar="SPEC")
     tol: float = _opt(2e-3, "early stop: end a scale when the loss improved by less than this fraction "
                       "over the last --window steps (0 disables)", group="optimizer")
     window: int = _opt(20, "steps over which --tol is measured", group="optimizer")
@@ -104,7 +106,8 @@ class Options:
                           "(0: sized from --max-memory)", metavar="PX", group="high resolution")
     tile_overlap: int = _opt(128, "overlap of neighbouring tiles in pixels, a multiple of 16", metavar="PX",
                              group="high resolution")
-    tile_steps: int = _opt(0, "most optimizer steps per tile (0: --steps)", metavar="N", group="high resolution")
+    tile_steps: int = _opt(0, "most optimizer steps per tile (0: the tiled scale's own steps)", metavar="N",
+                           group="high resolution")
     # --- artistic control (stylize.controls, stylize.color, stylize.regions; docs/controls.md)
     preset: str = _opt(DEFAULT_PRESET, "a named group of settings (list them: stylize presets); flags given "
                        "explicitly override the preset's values", choices=PRESET_NAMES, group="control")
