@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from stylize.backbone import Backbone
+from stylize.backbone import Backbone, shape_backbone
 from stylize.errors import OptionError
 from stylize.features import ALIGN
 from stylize.options import Options
@@ -248,7 +248,14 @@ def make_plan(opts: Options, content_size: tuple[int, int], style_sizes: Sequenc
     return RunPlan(tuple(scales), budget.bytes, margin, need)
 
 
+def planned_work(opts: Options, content_size: tuple[int, int]) -> float:
+    """The pixel-steps a run of ``opts`` on a content image of ``content_size`` plans, on the CPU's
+    default budget, without loading weights (grids and batches weigh their jobs' progress by it)."""
+    backbone = shape_backbone(opts.model, [*opts.content_layers, *opts.style_layers])
+    return make_plan(opts, content_size, [], backbone).total_work
+
+
 __all__ = [
     "MAX_STYLE_PIXELS", "MIN_GLOBAL_SIDE", "RunPlan", "ScalePlan", "make_plan", "measure_step_seconds",
-    "network_min_side", "style_long_side", "style_size",
+    "network_min_side", "planned_work", "style_long_side", "style_size",
 ]

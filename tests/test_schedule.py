@@ -197,3 +197,17 @@ def test_on_plan_gets_the_plan_and_its_estimate_first(pair: tuple[Image.Image, I
     assert seconds > 0 and result.settings["estimated_seconds"] == round(seconds, 1)
     assert result.settings["planned_work"] == plan.total_work == 18 * 24 * 4 + 36 * 48 * 2 + 72 * 96 * 1
     assert "estimated_seconds" not in transfer(content, style, backbone=tiny, size=48, steps=1).settings
+
+
+def test_planned_work_without_weights_matches_the_run(pair: tuple[Image.Image, Image.Image], tiny: Backbone) -> None:
+    from stylize.plan import planned_work
+
+    content, style = pair
+    result = transfer(content, style, backbone=tiny, size=96, steps=4, scales="24,48,96")
+    assert planned_work(Options.from_kwargs(size=96, steps=4, scales="24,48,96"), content.size) == \
+        result.settings["planned_work"]
+    # a print: the tiled scales count their tiles with their context margins
+    big = planned_work(Options.from_kwargs(size=4096, model="vgg16", max_memory=5.9), (6000, 4000))
+    whole = sum(s * round(s * 4000 / 6000) * n for s, n in zip([128, 256, 512, 1024, 2048, 4096],
+                                                               [48, 24, 12, 6, 3, 2], strict=True))
+    assert whole < big < 1.5 * whole

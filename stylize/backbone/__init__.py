@@ -13,7 +13,9 @@ from stylize.backbone.vgg import ARCHITECTURES, VGGFeatures, layer_names, random
 
 TINY_WIDTHS: tuple[int, ...] = (8, 16, 24, 32, 32)
 
-__all__ = ["ARCHITECTURES", "CONVENTIONS", "Backbone", "deepest_layer", "load_backbone", "tiny_backbone"]
+__all__ = [
+    "ARCHITECTURES", "CONVENTIONS", "Backbone", "deepest_layer", "load_backbone", "shape_backbone", "tiny_backbone",
+]
 
 
 def deepest_layer(arch: str, layers: Iterable[str]) -> str:
@@ -85,6 +87,15 @@ def load_backbone(
     features.load_conv_weights(state)
     where = f" from {info.path}" if info.path else ""
     return Backbone(features, info.convention, f"{info.arch} ({info.convention} weights, {info.source}{where})")
+
+
+def shape_backbone(arch: str = "vgg19", layers: Iterable[str] | None = None) -> Backbone:
+    """A weightless ``arch`` cut after the deepest of ``layers``, on PyTorch's meta device: its layer
+    names and widths for planning (:func:`stylize.plan.planned_work`), no memory, no weights."""
+    last = deepest_layer(arch, layers) if layers is not None else None
+    with torch.device("meta"):
+        features = VGGFeatures(arch, last_layer=last)
+    return Backbone(features, "torchvision", f"{arch} (shapes only)")
 
 
 def tiny_backbone(
