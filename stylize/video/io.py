@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import itertools
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -227,33 +228,45 @@ class FrameFolder:
     def read(self, index: int) -> PIL.Image.Image:
         return load_image(self.path(index), what="finished frame")
 
+    def images(self, count: int) -> Iterator[PIL.Image.Image]:
+        """The first ``count`` finished frames, read one at a time."""
+        for index in range(count):
+            yield self.read(index)
 
-def write_video(frames: FrameFolder, count: int, output: Path, clip: Clip) -> Path:
-    """Mux the first ``count`` finished frames into ``output`` (atomically), audio copied from ``clip``."""
+
+def write_video(frames: Iterable[PIL.Image.Image], output: Path, fps: Fraction, *, audio_from: Path | None = None
+                ) -> Path:
+    """Encode ``frames`` (read one at a time) into ``output`` atomically at ``fps``, with the audio
+    stream of the video ``audio_from`` copied (cut at the end of the frames) when it has one."""
     muxer, _, _ = VIDEO_FORMATS[output.suffix.lower()]
-    return write_atomically(output, lambda handle: _mux(handle, muxer, frames, count, output, clip))
+    return write_atomically(output, lambda handle: _mux(handle, muxer, iter(frames), output, fps, audio_from))
 
 
-def _mux(handle: BinaryIO, muxer: str, frames: FrameFolder, count: int, output: Path, clip: Clip) -> None:
+def _mux(handle: BinaryIO, muxer: str, frames: Iterator[PIL.Image.Image], output: Path, fps: Fraction,
+         audio_from: Path | None) -> None:
     av = require("av")
     _, codec, pix_fmt = VIDEO_FORMATS[output.suffix.lower()]
-    first = frames.read(0)
+    first = next(frames, None)
+    if first is None:
+        raise OutputError(output, "no frames to write")
     even = pix_fmt == "yuv420p"  # 4:2:0 chroma needs even sides: drop the last row/column if odd
     width, height = (first.width // 2 * 2, first.height // 2 * 2) if even else first.size
-    source = _open_container(clip.path) if clip.has_audio and muxer != "gif" else None
+    source = _open_container(audio_from) if audio_from is not None and muxer != "gif" else None
+    count = 0
     try:
         with av.open(handle, "w", format=muxer) as out:
-            stream = out.add_stream(codec, rate=clip.fps, options=ENCODER_OPTIONS.get(codec, {}))
+            stream = out.add_stream(codec, rate=fps, options=ENCODER_OPTIONS.get(codec, {}))
             stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-            audio = _audio_streams(out, source)
-            for index in range(count):
-                image = first if index == 0 else frames.read(index)
-                for packet in stream.encode(_video_frame(image.crop((0, 0, width, height)), pix_fmt, av)):
+            audio = out.add_stream_from_template(source.streams.audio[0]) if source and source.streams.audio else None
+            for image in itertools.chain([first], frames):
+                count += 1
+                frame = _video_frame(image.convert("RGB").crop((0, 0, width, height)), pix_fmt, av)
+                for packet in stream.encode(frame):
                     out.mux(packet)
             for packet in stream.encode():
                 out.mux(packet)
             if audio is not None:
-                _copy_audio(out, source, audio, count / clip.fps)
+                _copy_audio(out, source, audio, count / Fraction(fps))
     except av.error.FFmpegError as exc:
         raise OutputError(output, f"cannot write the video ({_reason(exc)})") from None
     finally:
@@ -269,12 +282,6 @@ def _video_frame(image: PIL.Image.Image, pix_fmt: str, av: ModuleType) -> Any:
     colors = np.asarray(quantized.getpalette(), np.uint8).reshape(-1, 3)[:256]
     palette[:, 0], palette[: len(colors), 1:] = 255, colors  # ARGB
     return av.VideoFrame.from_ndarray((np.asarray(quantized), palette), format="pal8")
-
-
-def _audio_streams(out: Any, source: Any) -> Any:
-    if source is None or not source.streams.audio:
-        return None
-    return out.add_stream_from_template(source.streams.audio[0])
 
 
 def _copy_audio(out: Any, source: Any, audio: Any, seconds: Fraction) -> None:

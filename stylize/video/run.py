@@ -28,16 +28,17 @@ DEFAULT_TEMPORAL_WEIGHT = 200.0
 
 @dataclass
 class FrameProgress:
-    """What the per-frame callback receives after each finished frame."""
+    """What the per-frame callback receives before (``event="start"``) and after (``"done"``) each frame."""
 
-    index: int  # the frame just finished, from 1
+    index: int  # the frame, from 1
     count: int | None  # frames of the clip (None when the container does not say)
-    seconds: float  # time this frame took
+    seconds: float  # time this frame took (0 at "start")
     elapsed: float  # seconds since this run started
-    eta: float | None  # seconds left at the pace of the later frames so far
-    path: Path  # where the frame was written
-    result: Result  # the frame's transfer result (image, per-step history, stop reason)
+    eta: float | None  # seconds left at the pace of the later frames so far (None until one is done)
+    path: Path  # where the frame is written
+    result: Result | None  # "done": the frame's transfer result (image, per-step history, stop reason)
     resumed: int = 0  # frames that were already done when this run started
+    event: str = "done"
 
 
 @dataclass
@@ -130,7 +131,8 @@ class _Temporal:
             before, output = history[-j]
             backward = flows.flow(frame, before, self.quality)
             mask = flows.consistency_mask(backward, flows.flow(before, frame, self.quality))
-            warped = torch.from_numpy(flows.warp(np.asarray(output, np.float32) / 255, backward)).permute(2, 0, 1)[None].contiguous()
+            warped = flows.warp(np.asarray(output, np.float32) / 255, backward)
+            warped = torch.from_numpy(warped).permute(2, 0, 1)[None].contiguous()
             init = warped if init is None else init
             if self.weight > 0:
                 long_mask = torch.from_numpy(np.clip(mask - covered, 0, 1))[None, None]
@@ -157,26 +159,35 @@ def _frame_loop(plan: _Plan, styles: list[Any], options: dict[str, Any], backbon
                 history.append((flows.gray(frame), plan.frames.read(index)))
             continue
         began = time.perf_counter()
-        init, terms = method.inputs(flows.gray(frame), history) if history else (None, [])
+        report = _reporter(frame_callback, plan, index, done, start, seconds)
         try:
+            report("start", None)
+            init, terms = method.inputs(flows.gray(frame), history) if history else (None, [])
             result = stylize_frame(frame, styles, init=init, terms=terms, backbone=backbone, callback=callback,
                                    options=later if init is not None else options)
-        except KeyboardInterrupt:
-            return index, seconds, True
-        if result.interrupted:  # an unfinished frame is not written
-            return index, seconds, True
-        path = plan.frames.write(index, result.image)
-        history.append((flows.gray(frame), result.image))
-        seconds.append(time.perf_counter() - began)
-        if frame_callback is not None:
-            pace = float(np.mean(seconds[1:] if len(seconds) > 1 else seconds))
-            left = None if plan.clip.count is None else (plan.clip.count - index - 1) * pace
-            try:
-                frame_callback(FrameProgress(index + 1, plan.clip.count, seconds[-1], time.perf_counter() - start,
-                                             left, path, result, done))
-            except StopTransfer:
-                return index + 1, seconds, True
+            if result.interrupted:  # an unfinished frame is not written
+                return index, seconds, True
+            plan.frames.write(index, result.image)
+            history.append((flows.gray(frame), result.image))
+            seconds.append(time.perf_counter() - began)
+            report("done", result)
+        except (KeyboardInterrupt, StopTransfer):
+            return plan.frames.finished(), seconds, True
     return plan.frames.finished(), seconds, False
+
+
+def _reporter(frame_callback: Callable[[FrameProgress], None] | None, plan: _Plan, index: int, done: int,
+              start: float, seconds: list[float]) -> Callable[[str, Result | None], None]:
+    def report(event: str, result: Result | None) -> None:
+        if frame_callback is None:
+            return
+        later = seconds[1:] if len(seconds) > 1 else seconds
+        left = plan.clip.count - index - (event == "done") if plan.clip.count is not None else None
+        eta = None if left is None or not later else left * float(np.mean(later))
+        frame_callback(FrameProgress(index + 1, plan.clip.count, seconds[-1] if event == "done" else 0.0,
+                                     time.perf_counter() - start, eta, plan.frames.path(index), result, done, event))
+
+    return report
 
 
 def video(
@@ -241,7 +252,8 @@ def video(
     if plan.to_video and (finish or result.complete):
         if result.done == 0:
             raise InputError(plan.frames.folder, "no finished frames to write")
-        write_video(plan.frames, result.done, plan.output, plan.clip)
+        write_video(plan.frames.images(result.done), plan.output, plan.clip.fps,
+                    audio_from=plan.clip.path if plan.clip.has_audio else None)
         result.muxed = True
         if result.complete and not keep_frames:
             plan.frames.remove()
