@@ -28,7 +28,7 @@ import PIL.Image
 
 from stylize.atomic import write_atomically, write_text_atomically
 from stylize.errors import InputError, OutputError, StylizeError
-from stylize.imageio import load_image, save_image
+from stylize.imageio import DEFAULT_MAX_PIXELS, load_image, save_image
 
 #: Output containers by suffix: (FFmpeg muxer, video encoder, pixel format).
 VIDEO_FORMATS = {
@@ -40,6 +40,7 @@ VIDEO_FORMATS = {
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 DEFAULT_FPS = Fraction(25)
 ENCODER_OPTIONS = {"libx264": {"crf": "18", "preset": "medium"}, "libvpx-vp9": {"crf": "30", "b": "0"}}
+AUDIO_ENCODERS = {"webm": ("libopus", 48000)}  # when the input's audio codec cannot be copied into the container
 EXTRAS = {"av": "av", "cv2": "opencv-python-headless"}  # module -> PyPI package of the video extra
 
 
@@ -72,7 +73,7 @@ class Clip:
     size: tuple[int, int]  # (width, height) of the frames
     has_audio: bool = False
     files: list[Path] = field(default_factory=list)  # frame files of a folder, in order
-    max_pixels: int = 0
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     def frame_name(self, index: int) -> str:
         """File name of output frame ``index`` (from 0): the input's name for a folder of frames."""
@@ -111,7 +112,7 @@ def _open_container(path: Path) -> Any:
         raise InputError(path, f"not a readable video ({_reason(exc)})") from None
 
 
-def open_clip(path: str | Path, *, fps: float | None = None, max_pixels: int = 0) -> Clip:
+def open_clip(path: str | Path, *, fps: float | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> Clip:
     """Check and describe an input clip (decodes its first frame); raises InputError."""
     path = Path(path)
     if path.is_dir():
@@ -257,7 +258,7 @@ def _mux(handle: BinaryIO, muxer: str, frames: Iterator[PIL.Image.Image], output
         with av.open(handle, "w", format=muxer) as out:
             stream = out.add_stream(codec, rate=fps, options=ENCODER_OPTIONS.get(codec, {}))
             stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-            audio = out.add_stream_from_template(source.streams.audio[0]) if source and source.streams.audio else None
+            audio = _audio_stream(out, source, muxer) if source and source.streams.audio else None
             for image in itertools.chain([first], frames):
                 count += 1
                 frame = _video_frame(image.convert("RGB").crop((0, 0, width, height)), pix_fmt, av)
@@ -284,13 +285,33 @@ def _video_frame(image: PIL.Image.Image, pix_fmt: str, av: ModuleType) -> Any:
     return av.VideoFrame.from_ndarray((np.asarray(quantized), palette), format="pal8")
 
 
-def _copy_audio(out: Any, source: Any, audio: Any, seconds: Fraction) -> None:
-    """Copy the input's audio packets (no re-encoding) up to the end of the written frames."""
-    in_audio = source.streams.audio[0]
-    for packet in source.demux(in_audio):
+def _audio_stream(out: Any, source: Any, muxer: str) -> tuple[Any, bool]:
+    """The output's audio stream: a copy of the input's, or (a codec the container refuses, such
+    as AAC in WebM) an encoder for the container's usual codec; and whether it re-encodes."""
+    template = source.streams.audio[0]
+    try:
+        return out.add_stream_from_template(template), False
+    except ValueError:
+        codec, rate = AUDIO_ENCODERS.get(muxer, ("aac", template.rate))
+        return out.add_stream(codec, rate=rate, layout=template.layout.name), True
+
+
+def _copy_audio(out: Any, source: Any, audio: tuple[Any, bool], seconds: Fraction) -> None:
+    """The input's audio up to the end of the written frames: packets copied, or re-encoded."""
+    stream, encode = audio
+    for packet in source.demux(source.streams.audio[0]):
         if packet.dts is None:
             continue
         if packet.pts is not None and packet.time_base is not None and packet.pts * packet.time_base > seconds:
             break
-        packet.stream = audio
-        out.mux(packet)
+        if not encode:
+            packet.stream = stream
+            out.mux(packet)
+            continue
+        for frame in packet.decode():
+            frame.pts = None  # the encoder counts samples at its own rate
+            for encoded in stream.encode(frame):
+                out.mux(encoded)
+    if encode:
+        for encoded in stream.encode():
+            out.mux(encoded)
