@@ -21,12 +21,12 @@ from PIL import Image
 av = pytest.importorskip("av")
 pytest.importorskip("cv2")
 
-import stylize.video.run  # noqa: E402
 from stylize import StopTransfer, transfer  # noqa: E402
 from stylize.backbone import Backbone, tiny_backbone  # noqa: E402
 from stylize.cli import main as cli_main  # noqa: E402
 from stylize.errors import InputError, OptionError, OutputError  # noqa: E402
 from stylize.video import FrameProgress, video  # noqa: E402
+from stylize.video import run as video_run  # noqa: E402  (stylize.video may name the function)
 from stylize.video.flow import inside, warp  # noqa: E402
 from stylize.video.io import MissingExtraError, open_clip, require, write_video  # noqa: E402
 from stylize.video.synthetic import CameraClip, CameraMotion  # noqa: E402
@@ -301,7 +301,7 @@ def test_long_term_terms(clip_file: Path, tmp_path: Path, tiny: Backbone) -> Non
 
 @pytest.fixture
 def tiny_loader(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stylize.video.run, "load_backbone", lambda model, **kw: tiny_backbone(model, seed=0))
+    monkeypatch.setattr(video_run, "load_backbone", lambda model, **kw: tiny_backbone(model, seed=0))
 
 
 def test_command_writes_the_video(clip_file: Path, tmp_path: Path, tiny_loader: None,
