@@ -100,7 +100,8 @@ def measure(size: int, variants: Sequence[str], cycles: int, use_compile: bool) 
     import torch  # first: the child's environment alone decides torch's OpenMP settings
 
     from stylize.backbone import load_backbone
-    from stylize.objective import Objective, content_targets, style_targets
+    from stylize.loss import content_targets, style_targets
+    from stylize.objective import Objective
     from stylize.runtime import run_settings
 
     cpu = torch.device("cpu")
@@ -110,7 +111,7 @@ def measure(size: int, variants: Sequence[str], cycles: int, use_compile: bool) 
     image = torch.rand(1, 3, size, size, generator=gen)
     with torch.no_grad():
         seeds = {k: torch.randn(v.shape, generator=gen) for k, v in backbone(image, LAYERS).items()}
-    objective = Objective(backbone, content_targets(backbone, image, ["relu4_2"]),
+    objective = Objective.from_targets(backbone, content_targets(backbone, image, ["relu4_2"]),
                           style_targets(backbone, [torch.rand(1, 3, size, size, generator=gen)],
                                         [k for k in LAYERS if k != "relu4_2"]),
                           content_weight=1.0, style_weight=10.0)

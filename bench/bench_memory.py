@@ -113,7 +113,8 @@ with open(log, "w") as f:
 PROBE_CHILD = """
 import resource, sys, torch
 from stylize.backbone import load_backbone
-from stylize.objective import Objective, content_targets, style_targets
+from stylize.loss import content_targets, style_targets
+from stylize.objective import Objective
 from stylize.optimize import optimize
 from stylize.runtime import run_settings
 h, w, steps = map(int, sys.argv[1:4])
@@ -121,8 +122,8 @@ layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
 backbone = load_backbone("vgg16", layers=[*layers, "relu4_2"])
 torch.manual_seed(0)
 image, style = torch.rand(1, 3, h, w), torch.rand(1, 3, 256, 256)
-objective = Objective(backbone, content_targets(backbone, image, ["relu4_2"]), style_targets(backbone, [style], layers),
-                      content_weight=1.0, style_weight=10.0)
+objective = Objective.from_targets(backbone, content_targets(backbone, image, ["relu4_2"]),
+                                   style_targets(backbone, [style], layers), content_weight=1.0, style_weight=10.0)
 with run_settings(torch.device("cpu")):
     optimize(image, objective, steps=steps, tol=0)
 """

@@ -20,11 +20,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from stylize.api import style_long_side
 from stylize.backbone import load_backbone, tiny_backbone
 from stylize.imageio import image_to_tensor, load_image, resize_to_long_side
-from stylize.objective import Objective, content_targets, style_targets
+from stylize.loss import content_targets, style_targets
+from stylize.objective import Objective
 from stylize.optimize import optimize
+from stylize.plan import style_long_side
 from stylize.tiles import TileLayout, optimize_tiled, seam_ratio
 
 IMAGES = Path(__file__).resolve().parents[1] / ".." / "shared" / "images"
@@ -50,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     def objective_at(long_side: int) -> tuple[torch.Tensor, Objective]:
         resized = resize_to_long_side(photo, long_side)
         content = image_to_tensor(resized)
-        style = image_to_tensor(resize_to_long_side(painting, style_long_side(painting, resized.size)))
-        return content, Objective(backbone, content_targets(backbone, content, ["relu4_2"]),
+        style = image_to_tensor(resize_to_long_side(painting, style_long_side(painting.size, resized.size)))
+        return content, Objective.from_targets(backbone, content_targets(backbone, content, ["relu4_2"]),
                                   style_targets(backbone, [style], STYLE_LAYERS), content_weight=1.0, style_weight=10.0)
 
     small, small_objective = objective_at(args.size // 2)

@@ -70,12 +70,12 @@ def _rss_mib() -> float:
 
 def _pair_images(pair: tuple[str, str], size: int) -> tuple[Any, Any]:
     """Content at ``size`` long side; style resized so its area matches the content's (as stylize does)."""
-    from stylize.api import style_long_side
     from stylize.imageio import load_image, resize_to_long_side
+    from stylize.plan import style_long_side
 
     content = resize_to_long_side(load_image(IMAGES / "content" / pair[0], max_side=size), size)
     style = load_image(IMAGES / "style" / pair[1])
-    return content, resize_to_long_side(style, style_long_side(style, content.size))
+    return content, resize_to_long_side(style, style_long_side(style.size, content.size))
 
 
 def _feature_scale(spec: dict[str, Any], backbone: Any) -> float:
@@ -145,10 +145,10 @@ def common_measure(outputs: Sequence[dict[str, Any]], model: str, feature_scale:
     import torch
 
     from bench.tutorial_baseline import tutorial_scores, tutorial_targets
-    from stylize import losses
     from stylize.backbone import load_backbone
     from stylize.imageio import image_to_tensor, load_image
-    from stylize.objective import content_targets, style_targets
+    from stylize.loss import content_targets, style_targets
+    from stylize.loss import functional as losses
 
     backbone = load_backbone(model, layers=[*MEASURE_CONTENT, *MEASURE_STYLE], allow_download=False)
     cache: dict[tuple[Any, ...], Any] = {}

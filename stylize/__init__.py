@@ -3,23 +3,46 @@
     >>> import stylize
     >>> result = stylize.transfer("photo.jpg", "painting.jpg", size=512)
     >>> result.image.save("out.png")
+
+The names below are imported on first use, so ``import stylize`` alone loads neither PyTorch nor
+the network, and it changes nothing in the process environment. On a CPU shared with other
+programs, set ``OMP_WAIT_POLICY=PASSIVE`` before PyTorch is imported (the ``stylize`` command does
+this itself, in :mod:`stylize.console`).
 """
 
-import os
+from __future__ import annotations
 
-# OpenMP threads that spin while they wait make every torch thread crawl when the CPU is shared
-# with other programs (bench/bench_flops.py, BENCHMARKS.md). Passive waiting costs a thread wake-up
-# per parallel region, microseconds against the milliseconds of each VGG layer. It must be set
-# before torch starts, so it applies when stylize is imported first; an explicit value wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-from stylize.api import Progress, Result, transfer
-from stylize.errors import InputError, OptionError, OutputError, StopTransfer, StylizeError, WeightsError
-from stylize.options import Options
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+#: public name -> the module that defines it
+_EXPORTS = {
+    "transfer": "stylize.api", "Progress": "stylize.api", "Result": "stylize.api",
+    "Options": "stylize.options", "StopReason": "stylize.optimize",
+    "InputError": "stylize.errors", "OptionError": "stylize.errors", "OutputError": "stylize.errors",
+    "StopTransfer": "stylize.errors", "StylizeError": "stylize.errors", "WeightsError": "stylize.errors",
+}
+
+if TYPE_CHECKING:
+    from stylize.api import Progress, Result, transfer
+    from stylize.errors import InputError, OptionError, OutputError, StopTransfer, StylizeError, WeightsError
+    from stylize.optimize import StopReason
+    from stylize.options import Options
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'stylize' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
 __all__ = [
-    "InputError", "OptionError", "Options", "OutputError", "Progress", "Result", "StopTransfer",
+    "InputError", "OptionError", "Options", "OutputError", "Progress", "Result", "StopReason", "StopTransfer",
     "StylizeError", "WeightsError", "transfer",
 ]

@@ -1,5 +1,5 @@
 """`python -m stylize` runs the command line."""
 
-from stylize.cli import main
+from stylize.console import main
 
 raise SystemExit(main())

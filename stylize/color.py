@@ -29,8 +29,7 @@ import PIL.Image
 import torch
 
 from stylize.imageio import image_to_tensor, tensor_to_image
-
-PRESERVE_COLOR_MODES: tuple[str, ...] = ("none", "luminance", "histogram")
+from stylize.options import PRESERVE_COLOR_MODES
 
 # RGB -> YIQ (NTSC 1953, as used by Gatys et al. 2016); rows give Y, I, Q.
 _RGB_TO_YIQ = np.array([
@@ -174,6 +173,6 @@ class ColorControl:
 
 
 __all__ = [
-    "PRESERVE_COLOR_MODES", "ColorControl", "color_stats", "color_transfer_matrix", "grey", "luminance",
+    "ColorControl", "color_stats", "color_transfer_matrix", "grey", "luminance",
     "match_color_histogram", "match_luminance", "recombine", "rgb_to_ycbcr", "rgb_to_yiq", "yiq_to_rgb",
 ]

@@ -101,16 +101,13 @@ def preset_values(name: str, style_layers: tuple[str, ...]) -> dict[str, Any]:
     return values
 
 
-def resolve_controls(given: Mapping[str, Any]) -> dict[str, Any]:
+def resolve_controls(given: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
     """Explicit option values -> the values to build :class:`stylize.Options` from.
 
     Fills in the preset's values for options not in ``given`` and turns ``strength`` into
     ``style_weight`` (see the module docstring for precedence). ``None`` for an option whose
-    default is ``None`` counts as not given.
+    default (in ``defaults``, the Options fields' defaults) is ``None`` counts as not given.
     """
-    from stylize.options import Options
-
-    defaults = {f.name: f.default for f in dataclasses.fields(Options)}
     values = {k: v for k, v in given.items() if not (v is None and defaults.get(k, 0) is None)}
     explicit = set(values)
     preset = values.get("preset", DEFAULT_PRESET)
@@ -133,11 +130,8 @@ def resolve_controls(given: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def strength_formula() -> str:
-    """The strength mapping in words, with the current default weights."""
-    from stylize.options import Options
-
-    defaults = {f.name: f.default for f in dataclasses.fields(Options)}
+def strength_formula(defaults: Mapping[str, Any]) -> str:
+    """The strength mapping in words, with the default weights in ``defaults``."""
     base = defaults["style_weight"] / defaults["content_weight"]
     return (f"--strength S sets --style-weight to (content weight) x {base:g} x 10^((S - {STRENGTH_DEFAULT:g}) / "
             f"{STRENGTH_PER_DECADE:g}); S = {STRENGTH_DEFAULT:g} gives the default weights")
@@ -149,37 +143,22 @@ def check_strength(strength: Any) -> None:
         raise OptionError(f"--strength: must be a number from {low:g} to {high:g}, got {strength!r}")
 
 
-def check_controls(opts: Any) -> None:
-    """Validate the control options of an :class:`stylize.Options` (OptionError on a bad value)."""
-    if opts.strength is not None:
-        check_strength(opts.strength)
-    low, high = STYLE_SCALE_RANGE
-    scale = opts.style_scale
-    if not isinstance(scale, (int, float)) or not math.isfinite(scale) or not low <= scale <= high:
-        raise OptionError(f"--style-scale: must be from {low:g} to {high:g} (1 = style at the content's scale), "
-                          f"got {scale!r}")
-    if opts.mask is not None and opts.style_blend is not None:
-        raise OptionError("--style-blend cannot be combined with --mask: with a mask each region has its own style")
-
-
-def describe_presets() -> list[str]:
-    """Lines listing every preset and the values it sets (for ``stylize presets``)."""
-    from stylize.options import PAPER_STYLE_LAYERS
-
+def describe_presets(style_layers: tuple[str, ...]) -> list[str]:
+    """Lines listing every preset and the values it sets for ``style_layers`` (for ``stylize presets``)."""
     lines = []
     for preset in PRESETS:
         mark = " (default)" if preset.name == DEFAULT_PRESET else ""
         lines.append(f"{preset.name}{mark}: {preset.description}")
-        values = preset_values(preset.name, PAPER_STYLE_LAYERS)
+        values = preset_values(preset.name, style_layers)
         if "style_layer_weights" in values:
             weights = ",".join(f"{w:g}" for w in values.pop("style_layer_weights"))
-            lines.append(f"    --style-layer-weights {weights}  (for --style-layers {','.join(PAPER_STYLE_LAYERS)})")
+            lines.append(f"    --style-layer-weights {weights}  (for --style-layers {','.join(style_layers)})")
         lines += [f"    --{k.replace('_', '-')} {v:g}" for k, v in values.items()]
     return lines
 
 
 __all__ = [
     "DEFAULT_PRESET", "PRESETS", "PRESET_NAMES", "STRENGTH_DEFAULT", "STRENGTH_PER_DECADE", "STRENGTH_RANGE",
-    "STYLE_SCALE_RANGE", "Preset", "check_controls", "describe_presets", "get_preset", "preset_values",
+    "STYLE_SCALE_RANGE", "Preset", "describe_presets", "get_preset", "preset_values",
     "ratio_strength", "resolve_controls", "strength_formula", "strength_ratio",
 ]

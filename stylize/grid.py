@@ -33,7 +33,8 @@ from stylize.api import Progress, Result, make_options, transfer
 from stylize.backbone import Backbone, load_backbone
 from stylize.backbone.weights import available_weights
 from stylize.errors import InputError, OptionError
-from stylize.options import Options, flag, scale_sizes, scale_steps
+from stylize.options import Options, flag
+from stylize.pyramid import scale_sizes, scale_steps
 
 #: Options that do not change the picture (or only by rounding): left out of a cell's key.
 UNKEYED_OPTIONS = frozenset({"device", "max_pixels", "allow_download"})

@@ -1,93 +1,115 @@
-"""The weighted objective of one scale: targets computed once, then loss(image) per step."""
+"""The objective of one scale: the weighted sum of its terms (:mod:`stylize.loss`).
+
+``objective(image) -> (total, parts)``: one forward pass of the network for every layer any term
+reads, then ``Σ weightᵢ · termᵢ(features, image)``; ``parts`` holds each logged term's
+unweighted value under its name (``content``, ``style``, ``style_<layer>``, ``tv`` ...) as floats.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 
-from stylize import losses, tiles
 from stylize.backbone import Backbone
-
-RANGE_WEIGHT = 100.0  # keeps unconstrained pixels close to [0, 1]; see losses.range_penalty
-
-
-@torch.no_grad()
-def content_targets(backbone: Backbone, content: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
-    """Feature maps of the content image at ``layers`` (no autograd graph kept).
-
-    Images above :data:`stylize.tiles.CHUNK_PIXELS` are computed in chunks (bounded memory)."""
-    if content.shape[-2] * content.shape[-1] > tiles.CHUNK_PIXELS:
-        return tiles.chunked_feature_maps(backbone, content, layers)
-    return {k: v.detach() for k, v in backbone(content, layers).items()}
+from stylize.features import layer_strides
+from stylize.geometry import Box
+from stylize.loss import STYLE_LOSSES, ContentLoss, GramLoss, RangePenalty, RegionalStyle, Term, TotalVariation
+from stylize.options import Options
 
 
-@torch.no_grad()
-def style_targets(
-    backbone: Backbone,
-    styles: Sequence[torch.Tensor],
-    layers: Sequence[str],
-    blend: Sequence[float] | None = None,
-) -> dict[str, torch.Tensor]:
-    """Gram targets of one or several style images, blended with ``blend`` (default equal)."""
-    grams = []
-    for style in styles:
-        if style.shape[-2] * style.shape[-1] > tiles.CHUNK_PIXELS:  # large: summed chunk by chunk
-            grams.append(tiles.chunked_grams(backbone, style, layers))
-            continue
-        feats = backbone(style, layers)
-        grams.append({k: losses.gram_matrix(v).detach() for k, v in feats.items()})
-    weights = list(blend) if blend is not None else [1.0] * len(grams)
-    return losses.blend_grams(grams, weights)
+class FeatureNetwork(Protocol):
+    def __call__(self, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]: ...
+
+
+@dataclass(frozen=True)
+class ScaleContext:
+    """What a term factory (``transfer(..., extra_terms=[factory])``) learns about the scale it is made for."""
+
+    index: int  # from 0
+    size: tuple[int, int]  # (width, height)
+    device: torch.device
+    backbone: Backbone
+
+
+#: ``factory(scale) -> Term``: an extra objective term made once per scale (e.g. video's temporal term)
+TermFactory = Callable[[ScaleContext], Term]
+
+
+def _evaluate(term: Any, features: Mapping[str, torch.Tensor], image: torch.Tensor
+              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    evaluate = getattr(term, "evaluate", None)
+    return evaluate(features, image) if evaluate is not None else (term(features, image), {})
 
 
 class Objective:
-    """``objective(image) -> (total, parts)`` with ``parts`` as floats for logging.
+    """The weighted sum of ``terms`` on the features that ``backbone`` computes."""
 
-    ``parts`` has ``content``, ``style`` (weighted mean over layers, before ``style_weight``),
-    ``style_<layer>`` for each style layer and, when used, ``tv``.
-    """
-
-    def __init__(
-        self,
-        backbone: Backbone,
-        content_targets: Mapping[str, torch.Tensor],
-        style_targets: Mapping[str, torch.Tensor],
-        *,
-        content_weight: float,
-        style_weight: float,
-        tv_weight: float = 0.0,
-        style_layer_weights: Mapping[str, float] | None = None,
-        style_masks: Mapping[str, torch.Tensor] | None = None,
-        style_regions: Callable[[Mapping[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
-    ) -> None:
+    def __init__(self, backbone: FeatureNetwork | Backbone, terms: Sequence[Term]) -> None:
         self.backbone = backbone
-        self.content_targets = dict(content_targets)
-        self.style_targets = dict(style_targets)
-        self.layers = list(dict.fromkeys([*self.content_targets, *self.style_targets]))
-        self.content_weight = content_weight
-        self.style_weight = style_weight
-        self.tv_weight = tv_weight
-        self.style_layer_weights = dict(style_layer_weights or {k: 1.0 for k in self.style_targets})
-        self.style_masks = style_masks
-        # Spatial control: features -> per-layer style losses of each mask region against its own
-        # style (stylize.regions.RegionalStyle); then style_targets only name the style layers.
-        self.style_regions = style_regions
+        self.terms = list(terms)
+        self.layers = list(dict.fromkeys(layer for term in self.terms for layer in term.layers))
+
+    @classmethod
+    def from_targets(cls, backbone: Backbone, content_targets: Mapping[str, torch.Tensor],
+                     style_targets: Mapping[str, torch.Tensor], *, content_weight: float, style_weight: float,
+                     tv_weight: float = 0.0, style_layer_weights: Mapping[str, float] | None = None) -> Objective:
+        """The paper's objective from ready targets: content, Gram style, range penalty and (if > 0) TV."""
+        terms: list[Term] = [
+            ContentLoss(content_targets, layer_strides(backbone), weight=content_weight),
+            GramLoss(style_targets, weight=style_weight, layer_weights=style_layer_weights),
+            RangePenalty(),
+        ]
+        if tv_weight > 0:
+            terms.append(TotalVariation(tv_weight))
+        return cls(backbone, terms)
+
+    def term(self, name: str) -> Term:
+        """The first term called ``name``."""
+        return next(t for t in self.terms if t.name == name)
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        feats = self.backbone(image, self.layers)
-        content = losses.content_loss(feats, self.content_targets)
-        if self.style_regions is not None:
-            per_layer = self.style_regions(feats)
-        else:
-            per_layer = losses.style_losses(feats, self.style_targets, self.style_masks)
-        style = losses.weighted_style_loss(per_layer, self.style_layer_weights)
-        total = self.content_weight * content + self.style_weight * style
-        total = total + RANGE_WEIGHT * losses.range_penalty(image)
-        parts = {"content": float(content.detach()), "style": float(style.detach())}
-        parts.update({f"style_{k}": float(v.detach()) for k, v in per_layer.items()})
-        if self.tv_weight > 0:
-            tv = losses.tv_loss(image)
-            total = total + self.tv_weight * tv
-            parts["tv"] = float(tv.detach())
+        features = self.backbone(image, self.layers)
+        total: torch.Tensor | None = None
+        parts: dict[str, float] = {}
+        for term in self.terms:
+            value, sub = _evaluate(term, features, image)
+            weighted = term.weight * value
+            total = weighted if total is None else total + weighted
+            if getattr(term, "logged", True):
+                parts[term.name] = float(value.detach())
+                parts.update({f"{term.name}_{k}": float(v.detach()) for k, v in sub.items()})
+        assert total is not None, "an objective needs at least one term"
         return total, parts
+
+    def crop(self, box: Box, backbone: FeatureNetwork) -> Objective:
+        """The objective of one tile: each term cropped to ``box``, features from ``backbone``
+        (which sees the tile in its context, see :mod:`stylize.tiles.refine`)."""
+        return Objective(backbone, [term.crop(box) for term in self.terms])
+
+
+def build_objective(backbone: Backbone, opts: Options, content: torch.Tensor, styles: Sequence[torch.Tensor], *,
+                    masks: torch.Tensor | None = None, extra: Sequence[Term] = ()) -> Objective:
+    """The objective of one scale from the options: targets computed once from ``content`` and
+    ``styles`` (tensors at this scale's sizes), one style per region when ``masks`` (one-hot,
+    :func:`stylize.regions.load_mask`) are given, then any ``extra`` terms."""
+    layer_weights = dict(zip(opts.style_layers, opts.style_layer_weights or [1.0] * len(opts.style_layers),
+                             strict=True))
+    terms: list[Term] = [ContentLoss.from_image(backbone, content, opts.content_layers, weight=opts.content_weight)]
+    if masks is None:
+        terms.append(STYLE_LOSSES[opts.style_loss].from_images(
+            backbone, styles, opts.style_layers, blend=opts.style_blend, weight=opts.style_weight,
+            layer_weights=layer_weights))
+    else:
+        size = (content.shape[-1], content.shape[-2])
+        terms.append(RegionalStyle.from_masks(backbone, masks, styles, opts.style_layers, size,
+                                              weight=opts.style_weight, layer_weights=layer_weights))
+    terms.append(RangePenalty())
+    if opts.tv_weight > 0:
+        terms.append(TotalVariation(opts.tv_weight))
+    return Objective(backbone, [*terms, *extra])
+
+
+__all__ = ["FeatureNetwork", "Objective", "ScaleContext", "TermFactory", "build_objective"]

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import enum
 import math
 import time
 from collections.abc import Callable
@@ -20,13 +21,38 @@ from dataclasses import dataclass, field
 import torch
 
 from stylize.errors import StopTransfer
+from stylize.options import OPTIMIZERS
 
-# objective(image) -> (total loss, {name: value}) ; the dict holds python floats for logging
-Objective = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
+#: loss_fn(image) -> (total loss, {name: value}); the dict holds python floats for logging
+#: (a :class:`stylize.objective.Objective` is one)
+LossFunction = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
 
-OPTIMIZERS = ("lbfgs", "adam")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
 
+
+class StopReason(str, enum.Enum):
+    """Why a scale (or a tile, or a run) ended; compares equal to its value (``"converged"`` ...)."""
+
+    CONVERGED = "converged"
+    MAX_STEPS = "max_steps"
+    INTERRUPTED = "interrupted"
+    STOPPED = "stopped"
+    DIVERGED = "diverged"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def description(self) -> str:
+        return STOP_REASONS[self.value]
+
+    @property
+    def early(self) -> bool:
+        """Ended by the user (Ctrl-C or a callback's StopTransfer): later scales do not run."""
+        return self in (StopReason.INTERRUPTED, StopReason.STOPPED)
+
+
+#: stop reason -> what it means, in words
 STOP_REASONS = {
     "converged": "the loss stopped improving",
     "max_steps": "the step limit was reached",
@@ -51,7 +77,7 @@ class OptimizeResult:
     image: torch.Tensor  # the best iterate (unclamped)
     best_loss: float
     history: list[StepRecord] = field(default_factory=list)
-    stop_reason: str = "max_steps"
+    stop_reason: StopReason = StopReason.MAX_STEPS
     restores: int = 0
 
 
@@ -65,9 +91,17 @@ def _make_optimizer(name: str, param: torch.Tensor, lr: float, history_size: int
     raise ValueError(f"unknown optimizer {name!r}; choose {' or '.join(OPTIMIZERS)}")
 
 
+def _converged(best_per_step: list[float], tol: float, window: int) -> bool:
+    """The best loss improved by at most ``tol`` (relative) over the last ``window`` steps."""
+    if tol <= 0 or len(best_per_step) <= window:
+        return False
+    before = best_per_step[-window - 1]
+    return before - best_per_step[-1] <= tol * abs(before)  # <=: a loss stuck at exactly 0 has converged
+
+
 def optimize(
     image: torch.Tensor,
-    objective: Objective,
+    objective: LossFunction,
     *,
     steps: int,
     optimizer: str = "lbfgs",
@@ -132,17 +166,15 @@ def optimize(
             if on_step is not None:
                 on_step(record, best["image"])
             if consecutive_restores >= max_restores:
-                result.stop_reason = "diverged"
+                result.stop_reason = StopReason.DIVERGED
                 break
-            if tol > 0 and step > window:
-                before = best_per_step[-window - 1]
-                if before - best["loss"] <= tol * abs(before):  # <=: a loss stuck at exactly 0 has converged
-                    result.stop_reason = "converged"
-                    break
+            if _converged(best_per_step, tol, window):
+                result.stop_reason = StopReason.CONVERGED
+                break
     except KeyboardInterrupt:
-        result.stop_reason = "interrupted"
+        result.stop_reason = StopReason.INTERRUPTED
     except StopTransfer:
-        result.stop_reason = "stopped"
+        result.stop_reason = StopReason.STOPPED
     result.image = best["image"]
     result.best_loss = best["loss"]
     return result

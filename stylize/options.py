@@ -1,25 +1,39 @@
 """Every option of a run, in one dataclass.
 
-The command line is generated from these fields (name, type, default, help, choices), so the
-CLI and the API cannot drift apart. :meth:`Options.validate` turns bad values into one-line
-:class:`~stylize.errors.OptionError` messages naming the option.
+The command line, the grid's sweeps and the web form are generated from these fields (name,
+type, default, help, choices, group) through one table of option kinds (:func:`option_kind`) and
+one of group titles (:data:`GROUP_TITLES`), so the front ends and the API cannot drift apart.
+:meth:`Options.from_kwargs` builds validated options from keywords (presets and strength resolved);
+:meth:`Options.validate` turns bad values into one-line :class:`~stylize.errors.OptionError`
+messages naming the option.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from stylize.backbone.preprocess import CONVENTIONS
 from stylize.backbone.vgg import ARCHITECTURES
-from stylize.color import PRESERVE_COLOR_MODES
-from stylize.controls import DEFAULT_PRESET, PRESET_NAMES, check_controls
+from stylize.controls import (
+    DEFAULT_PRESET,
+    PRESET_NAMES,
+    STYLE_SCALE_RANGE,
+    check_strength,
+    resolve_controls,
+)
 from stylize.errors import OptionError
 from stylize.imageio import DEFAULT_MAX_PIXELS
-from stylize.optimize import OPTIMIZERS
+from stylize.pyramid import scale_sizes
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+OPTIMIZERS = ("lbfgs", "adam")
+PRESERVE_COLOR_MODES = ("none", "luminance", "histogram")
+#: --style-loss kinds; each is a class in stylize.loss.style (STYLE_LOSSES)
+STYLE_LOSS_KINDS = ("gram",)
 INITS = ("content", "noise")
 PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 PAPER_CONTENT_LAYERS = ("relu4_2",)
@@ -60,6 +74,8 @@ class Options:
                                                          "(default: equal)", metavar="W,...", group="loss")
     style_blend: tuple[float, ...] | None = _opt(None, "with several style images: one blend weight per style, "
                                                  "comma separated (default: equal)", metavar="W,...", group="loss")
+    style_loss: str = _opt("gram", "how the painting's style is measured: 'gram' (Gram matrices, the paper)",
+                           choices=STYLE_LOSS_KINDS, group="loss")
     # --- network
     model: str = _opt("vgg19", "feature network", choices=ARCHITECTURES, group="model")
     weights: str | None = _opt(None, "VGG weights file (state dict); default: cache, download, offline VGG-16",
@@ -102,6 +118,23 @@ class Options:
                             "its colour's region (colours are matched to the styles from dark to light)",
                             metavar="MASK.png", group="control")
 
+    @classmethod
+    def from_kwargs(cls, **options: Any) -> Options:
+        """Validated options from keyword values, as the API takes them: unknown names are an
+        OptionError, layer lists may be comma strings, presets and ``strength`` are resolved
+        (see :mod:`stylize.controls`)."""
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - set(defaults))
+        if unknown:
+            raise OptionError(f"unknown option {unknown[0]!r}")
+        for key in ("content_layers", "style_layers"):
+            if isinstance(options.get(key), str):
+                options[key] = tuple(p.strip() for p in options[key].split(",") if p.strip())
+        for key in ("style_layer_weights", "style_blend"):
+            if options.get(key) is not None:
+                options[key] = tuple(float(w) for w in options[key])
+        return cls(**resolve_controls(options, defaults)).validate()
+
     def validate(self) -> Options:
         """Check every value; raise OptionError naming the first bad option. Returns self."""
         for f in dataclasses.fields(self):
@@ -134,8 +167,19 @@ class Options:
             raise OptionError("--style-blend: weights must be non-negative and not all zero")
         self._validate_tiles()
         scale_sizes(self.scales, self.size)  # raises on a bad spec
-        check_controls(self)
+        self._validate_controls()
         return self
+
+    def _validate_controls(self) -> None:
+        if self.strength is not None:
+            check_strength(self.strength)
+        low, high = STYLE_SCALE_RANGE
+        scale = self.style_scale
+        if not isinstance(scale, (int, float)) or not math.isfinite(scale) or not low <= scale <= high:
+            raise OptionError(f"--style-scale: must be from {low:g} to {high:g} (1 = style at the content's scale), "
+                              f"got {scale!r}")
+        if self.mask is not None and self.style_blend is not None:
+            raise OptionError("--style-blend cannot be combined with --mask: with a mask each region has its own style")
 
     def _validate_tiles(self) -> None:
         if self.max_memory is not None and not self.max_memory > 0:
@@ -158,43 +202,62 @@ def flag(name: str) -> str:
     return name.replace("_", "-")
 
 
-def scale_steps(steps: int, count: int) -> list[int]:
-    """Most optimizer steps at each of ``count`` scales: ``steps`` at the first, half as many at each
-    next one (rounded up, at least 1). 512 px with the defaults: 48 at 128 px, 24 at 256, 12 at 512,
-    about 21 full-size steps of work (see BENCHMARKS.md for how this was chosen)."""
-    return [max(1, -(-steps // 2**k)) for k in range(count)]
+#: option group -> its title in the CLI's help, the grid's help and the web form
+GROUP_TITLES = {"main": "size and schedule", "loss": "losses", "model": "network", "optimizer": "optimizer",
+                "input": "input", "high resolution": "high resolution", "control": "artistic control"}
 
 
-MAX_SCALES = 8  # a larger number is almost surely a size ("--scales 256" meant "256,512")
+@dataclass(frozen=True)
+class OptionKind:
+    """How one option's values are written as text: ``kind`` (int, float, bool, choice, text,
+    floats, strings), whether ``None`` is allowed, and :meth:`parse` for one value."""
+
+    name: str
+    kind: str
+    optional: bool
+
+    def parse(self, text: str) -> Any:
+        """One value from its text (a command-line value, a grid sweep value, a form field)."""
+        text = text.strip()
+        if self.optional and text.lower() in ("none", "default", ""):
+            return None
+        try:
+            return _PARSERS.get(self.kind, str)(text)
+        except ValueError:
+            what = {"int": "whole number", "float": "number", "bool": "yes/no value"}.get(self.kind, "comma list")
+            raise OptionError(f"--{flag(self.name)}: {text!r} is not a {what}") from None
 
 
-def scale_sizes(spec: str | int, size: int, min_size: int = 128) -> list[int]:
-    """Long sides of the coarse-to-fine schedule, ending with ``size``.
+def _parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+        raise ValueError(text)
+    return lowered in ("1", "true", "yes", "on")
 
-    ``"auto"``: halve ``size`` while the result stays >= ``min_size`` (at most 3 scales);
-    an integer N: N sizes, each half the next (none below 32 px); a comma list: those sizes.
-    """
-    text = str(spec).strip()
-    if text == "auto":
-        sizes = [size]
-        while len(sizes) < 3 and sizes[0] // 2 >= min_size:
-            sizes.insert(0, sizes[0] // 2)
-        return sizes
-    try:
-        if "," not in text:
-            count = int(text)
-            if count < 1:
-                raise ValueError
-            if count > MAX_SCALES:
-                raise OptionError(f"--scales: {count} scales is too many (1 to {MAX_SCALES}); for scales of "
-                                  f"given sizes write a list ending with --size, e.g. {count},{size}")
-            sizes = [max(32, size // 2**k) for k in reversed(range(count))]
-            return sorted(set(sizes))
-        sizes = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise OptionError(f"--scales: {spec!r} is not 'auto', a number, or a comma list of sizes") from None
-    if not sizes or any(s < 16 for s in sizes) or sizes != sorted(sizes) or sizes[-1] > size:
-        raise OptionError(f"--scales: sizes must increase, be at least 16 and end at most at --size ({size})")
-    if sizes[-1] != size:
-        sizes.append(size)
-    return sizes
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "int": int, "float": float, "bool": _parse_bool,
+    "floats": lambda text: tuple(float(p) for p in text.split(",") if p.strip()),
+    "strings": lambda text: tuple(p.strip() for p in text.split(",") if p.strip()),
+}
+
+
+def option_kind(f: dataclasses.Field) -> OptionKind:  # type: ignore[type-arg]
+    """The :class:`OptionKind` of an :class:`Options` field, from its annotation and choices."""
+    text = str(f.type).replace(" ", "")
+    optional = text.endswith("|None") or text.startswith("None|")
+    base = text.removesuffix("|None").removeprefix("None|")
+    if f.metadata.get("choices"):
+        kind = "choice"
+    elif base.startswith("tuple[float"):
+        kind = "floats"
+    elif base.startswith("tuple"):
+        kind = "strings"
+    else:
+        kind = base if base in ("bool", "int", "float") else "text"
+    return OptionKind(f.name, kind, optional)
+
+
+def option_kinds() -> dict[str, OptionKind]:
+    """Every :class:`Options` field's kind, by field name, in field order."""
+    return {f.name: option_kind(f) for f in dataclasses.fields(Options)}

@@ -16,13 +16,13 @@ layer, area-averaged down to that layer's feature resolution. The style loss of 
 
 where ``G_r`` is the Gram matrix of the output's features weighted by region ``r``'s mask,
 ``A_r`` the Gram target of style ``r`` computed on its whole image, and ``a_r`` the region's
-share of the image (the weights sum to one).
+share of the image (the weights sum to one). This module reads masks and makes the maps; the
+term itself is :class:`stylize.loss.regional.RegionalStyle`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +30,8 @@ import PIL.Image
 import torch
 import torch.nn.functional as F
 
-from stylize import losses
-from stylize.backbone import Backbone
 from stylize.errors import InputError
 from stylize.imageio import DEFAULT_MAX_PIXELS, load_image
-from stylize.objective import style_targets
 
 MIN_REGION_SHARE = 0.01  # a colour is a region when it covers at least this share of the mask
 FLAT_TOLERANCE = 24  # a pixel is in a flat area when its 4 neighbours differ by at most this (0..255)
@@ -144,60 +141,4 @@ def region_maps(onehot: torch.Tensor, size: tuple[int, int], feather: float = FE
     return _gaussian_blur(maps, feather * max(width, height))
 
 
-class RegionalStyle:
-    """Per-region style losses: region ``r`` of the output is matched to style ``r``'s Grams.
-
-    ``maps``: (R, 1, H, W) soft region maps at the image's resolution; ``targets``: one dict of
-    Gram targets per region (each style's own Grams on its whole image). Masks for each layer's
-    feature resolution are made on first use (area-averaged) and kept.
-    """
-
-    def __init__(self, maps: torch.Tensor, targets: Sequence[Mapping[str, torch.Tensor]]) -> None:
-        if maps.shape[0] != len(targets):
-            raise ValueError(f"{maps.shape[0]} region maps for {len(targets)} style targets")
-        self.maps = maps
-        self.targets = [dict(t) for t in targets]
-        self.areas = [float(a) for a in maps.mean(dim=(1, 2, 3)) / maps.mean(dim=(1, 2, 3)).sum()]
-        self._layer_masks: dict[tuple[int, int], torch.Tensor] = {}
-
-    @property
-    def layers(self) -> list[str]:
-        return list(self.targets[0])
-
-    def layer_masks(self, height: int, width: int) -> torch.Tensor:
-        """(R, 1, height, width) masks at a feature resolution (area-averaged)."""
-        key = (height, width)
-        if key not in self._layer_masks:
-            self._layer_masks[key] = F.adaptive_avg_pool2d(self.maps, key)
-        return self._layer_masks[key]
-
-    def __call__(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Per-layer style loss: the area-weighted sum of each region's relative Gram error."""
-        out: dict[str, torch.Tensor] = {}
-        for layer in self.layers:
-            feats = features[layer]
-            masks = self.layer_masks(*feats.shape[-2:]).to(feats.device, feats.dtype)
-            total = feats.new_zeros(())
-            for r, target in enumerate(self.targets):
-                if self.areas[r] <= 0:
-                    continue
-                gram = losses.gram_matrix(feats, masks[r : r + 1])
-                total = total + self.areas[r] * losses.relative_squared_error(gram, target[layer])
-            out[layer] = total
-        return out
-
-
-def regional_style(
-    backbone: Backbone,
-    onehot: torch.Tensor,
-    styles: Sequence[torch.Tensor],
-    layers: Sequence[str],
-    size: tuple[int, int],
-) -> RegionalStyle:
-    """The :class:`RegionalStyle` of one scale: region ``r`` of an image of ``size`` = (w, h)
-    gets the Gram targets of ``styles[r]`` (each computed on its whole style image)."""
-    targets = [style_targets(backbone, [style], layers) for style in styles]
-    return RegionalStyle(region_maps(onehot, size).to(styles[0].device), targets)
-
-
-__all__ = ["FEATHER", "MIN_REGION_SHARE", "RegionalStyle", "load_mask", "mask_palette", "region_maps", "regional_style"]
+__all__ = ["FEATHER", "MIN_REGION_SHARE", "load_mask", "mask_palette", "region_maps"]

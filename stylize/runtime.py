@@ -15,7 +15,7 @@ Only what won in ``bench/bench_flops.py`` (see BENCHMARKS.md) is here:
 
 These are process-wide settings: two runs overlapping in threads only make each other slower
 when the first one ends, never wrong. The OpenMP wait policy (``OMP_WAIT_POLICY=PASSIVE``) must be
-set before torch starts and is therefore set in ``stylize/__init__.py``.
+set before torch starts and is therefore set by the console script (``stylize/console.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import platform
 from collections.abc import Iterator
 
@@ -35,6 +36,7 @@ RESTORED_MMAP_THRESHOLD = 32 << 20  # glibc's DEFAULT_MMAP_THRESHOLD_MAX on 64-b
 RESTORED_TRIM_THRESHOLD = 128 << 10  # glibc's default
 
 
+@functools.cache
 def _glibc() -> ctypes.CDLL | None:
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
@@ -62,6 +64,18 @@ def reuse_large_blocks() -> Iterator[bool]:
         libc.malloc_trim(0)
 
 
+def release_free_memory() -> None:
+    """Give the heap's free pages back to the OS (glibc ``malloc_trim``; elsewhere nothing).
+
+    Called between tiles: inside :func:`run_settings` freed blocks are kept for reuse, which saves
+    page faults within a tile but lets a tiled run's resident memory creep up from tile to tile
+    (measured at 4096 px: 5.0 GiB at the first tile, 6.3 GiB at the 12th).
+    """
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
 @contextlib.contextmanager
 def cuda_tf32() -> Iterator[None]:
     """TF32 matrix products on CUDA (Ampere and later), restored on exit."""
@@ -84,4 +98,4 @@ def run_settings(device: torch.device) -> Iterator[None]:
         yield
 
 
-__all__ = ["cuda_tf32", "reuse_large_blocks", "run_settings"]
+__all__ = ["cuda_tf32", "release_free_memory", "reuse_large_blocks", "run_settings"]

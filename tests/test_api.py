@@ -16,7 +16,8 @@ from stylize import OptionError, Options, Progress, Result, StopTransfer, transf
 from stylize.backbone import Backbone, tiny_backbone
 from stylize.errors import InputError
 from stylize.imageio import image_to_tensor
-from stylize.options import PAPER_STYLE_LAYERS, scale_sizes, scale_steps
+from stylize.options import PAPER_STYLE_LAYERS
+from stylize.pyramid import scale_sizes, scale_steps
 
 SmallImage = Callable[[str, int], Image.Image]
 
@@ -50,7 +51,7 @@ def test_result_fields(pair: tuple[Image.Image, Image.Image], tiny: Backbone) ->
     assert [p.step for p in progress] == [1, 2, 3, 4] and all(p.max_steps == 4 for p in progress)
     assert progress[-1].fraction == pytest.approx(1.0) and progress[-1].eta == pytest.approx(0.0, abs=1e-9)
     assert progress[0].size == (36, 48) and (progress[0].scale, progress[0].num_scales) == (1, 1)
-    assert isinstance(progress[-1].image(), Image.Image) and progress[-1].image().size == (36, 48)
+    assert isinstance(progress[-1].image, Image.Image) and progress[-1].image.size == (36, 48)
 
 
 def test_history_columns(pair: tuple[Image.Image, Image.Image], tiny: Backbone) -> None:
@@ -130,7 +131,7 @@ def test_init_from_file(pair: tuple[Image.Image, Image.Image], tiny: Backbone, t
     Image.new("RGB", (10, 10), (200, 30, 30)).save(init)
     progress: list[Progress] = []
     run(pair, tiny, init=str(init), steps=1, callback=progress.append)
-    first = np.asarray(progress[0].image())
+    first = np.asarray(progress[0].image)
     # after one step the best image is still the init (the first evaluation is at the start)
     assert np.abs(first.astype(int) - [200, 30, 30]).max() <= 1
 

@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 
 import stylize.api
+import stylize.network
 from stylize.backbone import Backbone, tiny_backbone
 from stylize.backbone.vgg import random_state_dict
 from stylize.cli import main
@@ -61,14 +62,14 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
 
 @pytest.fixture
 def tiny_loader(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
-    """``stylize.api.load_backbone`` -> the tiny random network of the requested model; records calls."""
+    """``stylize.network.load_backbone`` -> the tiny random network of the requested model; records calls."""
     calls: list[dict[str, object]] = []
 
     def load(model: str = "vgg19", *, layers: list[str], **kwargs: object) -> Backbone:
         calls.append({"model": model, "layers": list(layers), **kwargs})
         return tiny_backbone(model, layers=layers, pooling=str(kwargs.get("pooling", "max")))
 
-    monkeypatch.setattr(stylize.api, "load_backbone", load)
+    monkeypatch.setattr(stylize.network, "load_backbone", load)
     return calls
 
 

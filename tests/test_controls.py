@@ -12,15 +12,16 @@ import pytest
 import torch
 
 import stylize
-from stylize.api import make_options, style_long_side
+from stylize.api import make_options
 from stylize.cli import main as cli_main
 from stylize.cli import main_command
 from stylize.color import luminance
 from stylize.controls import PRESET_NAMES, ratio_strength, resolve_controls, strength_ratio
 from stylize.errors import OptionError
 from stylize.imageio import image_to_tensor
-from stylize.objective import style_targets
+from stylize.loss import style_targets
 from stylize.options import PAPER_STYLE_LAYERS, Options
+from stylize.plan import style_long_side
 
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(Options)}
 
@@ -114,7 +115,7 @@ def test_unknown_preset_is_an_option_error() -> None:
 
 def test_resolve_controls_leaves_explicit_values_alone() -> None:
     given = {"preset": "fine", "style_scale": 2.0}
-    values = resolve_controls(given)
+    values = resolve_controls(given, {f.name: f.default for f in dataclasses.fields(Options)})
     assert values["style_scale"] == 2.0 and "style_layer_weights" in values
     assert given == {"preset": "fine", "style_scale": 2.0}  # not modified
 
@@ -130,9 +131,9 @@ def test_style_scale_out_of_range_is_an_option_error(value: float) -> None:
 
 def test_style_size_scales_with_the_style_scale() -> None:
     style = PIL.Image.new("RGB", (400, 300))
-    assert style_long_side(style, (200, 150)) == 200
-    assert style_long_side(style, (200, 150), 2.0) == 400
-    assert style_long_side(style, (200, 150), 0.5) == 100
+    assert style_long_side(style.size, (200, 150)) == 200
+    assert style_long_side(style.size, (200, 150), 2.0) == 400
+    assert style_long_side(style.size, (200, 150), 0.5) == 100
 
 
 def test_style_scale_resizes_the_style_image_in_a_run(tiny) -> None:  # noqa: ANN001

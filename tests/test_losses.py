@@ -16,12 +16,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from stylize import losses
 from stylize.backbone import Backbone, tiny_backbone
 from stylize.backbone.preprocess import CAFFE_MEAN_BGR, TORCHVISION_MEAN, TORCHVISION_STD
 from stylize.backbone.vgg import VGGFeatures, conv_state_keys
 from stylize.imageio import image_to_tensor
-from stylize.objective import Objective, content_targets, style_targets
+from stylize.loss import GramLoss, content_targets, style_targets
+from stylize.loss import functional as losses
+from stylize.objective import Objective
 from stylize.options import PAPER_CONTENT_LAYERS, PAPER_STYLE_LAYERS
 
 LAYERS = [*PAPER_CONTENT_LAYERS, *PAPER_STYLE_LAYERS]
@@ -113,12 +114,12 @@ def test_style_losses_per_layer_and_weighting() -> None:
     gen = torch.Generator().manual_seed(5)
     feats = {"x": torch.randn(1, 3, 4, 4, generator=gen), "y": torch.randn(1, 2, 2, 2, generator=gen)}
     targets = {"x": losses.gram_matrix(feats["x"]), "y": 2 * losses.gram_matrix(feats["y"])}
-    per_layer = losses.style_losses(feats, targets)
+    total, per_layer = GramLoss(targets, layer_weights={"x": 1.0, "y": 3.0}).evaluate(feats, torch.zeros(1, 3, 4, 4))
     assert set(per_layer) == {"x", "y"}
     assert per_layer["x"].item() == pytest.approx(0.0, abs=1e-7)
     assert per_layer["y"].item() == pytest.approx(0.25)  # ‖G - 2G‖² / ‖2G‖²
     weighted = losses.weighted_style_loss(per_layer, {"x": 1.0, "y": 3.0})
-    assert weighted.item() == pytest.approx(0.75 * 0.25)
+    assert weighted.item() == pytest.approx(0.75 * 0.25) and total.item() == pytest.approx(weighted.item())
     # only the layers present count, and the weights are normalized
     assert losses.weighted_style_loss({"y": per_layer["y"]}, {"x": 1.0, "y": 3.0}).item() == pytest.approx(0.25)
 
@@ -128,8 +129,9 @@ def test_style_losses_with_masks() -> None:
     mask = torch.zeros(1, 1, 4, 4)
     mask[..., :2] = 1
     targets = {"x": losses.gram_matrix(feats["x"][..., :2])}
-    assert losses.style_losses(feats, targets, {"x": mask})["x"].item() == pytest.approx(0.0, abs=1e-7)
-    assert losses.style_losses(feats, targets)["x"].item() > 1e-3
+    masked = losses.relative_squared_error(losses.gram_matrix(feats["x"], mask), targets["x"])
+    assert masked.item() == pytest.approx(0.0, abs=1e-7)
+    assert GramLoss(targets).evaluate(feats, torch.zeros(1, 3, 4, 4))[1]["x"].item() > 1e-3
 
 
 def test_blend_grams() -> None:
@@ -225,7 +227,7 @@ def pair(small_image: Callable[[str, int], Image.Image]) -> tuple[torch.Tensor, 
 
 
 def _objective(net: Backbone, content: torch.Tensor, style: torch.Tensor) -> Objective:
-    return Objective(
+    return Objective.from_targets(
         net,
         content_targets(net, content, PAPER_CONTENT_LAYERS),
         style_targets(net, [style], PAPER_STYLE_LAYERS),

@@ -11,13 +11,13 @@ import pytest
 import torch
 
 import stylize
-from stylize import losses
 from stylize.cli import main as cli_main
 from stylize.errors import InputError, OptionError
 from stylize.imageio import image_to_tensor
-from stylize.objective import style_targets
+from stylize.loss import GramLoss, RegionalStyle, style_targets
+from stylize.loss import functional as losses
 from stylize.options import PAPER_STYLE_LAYERS
-from stylize.regions import RegionalStyle, load_mask, mask_palette, region_maps, regional_style
+from stylize.regions import load_mask, mask_palette, region_maps
 
 BLACK, RED, WHITE = (0, 0, 0), (200, 30, 30), (255, 255, 255)
 
@@ -109,9 +109,9 @@ def test_region_maps_resize_feather_and_sum_to_one() -> None:
 def test_layer_masks_are_area_averaged_to_the_feature_resolution(tiny) -> None:  # noqa: ANN001
     onehot = load_mask(painted((64, 48), [BLACK, WHITE]), 2)
     styles = [image_to_tensor(noise_image(1)), image_to_tensor(noise_image(2))]
-    regional = regional_style(tiny, onehot, styles, PAPER_STYLE_LAYERS, (64, 48))
+    regional = RegionalStyle.from_masks(tiny, onehot, styles, PAPER_STYLE_LAYERS, (64, 48))
     feats = tiny(torch.rand(1, 3, 48, 64), PAPER_STYLE_LAYERS)
-    regional(feats)
+    regional.per_layer(feats)
     for layer in PAPER_STYLE_LAYERS:
         masks = regional.layer_masks(*feats[layer].shape[-2:])
         assert masks.shape[-2:] == feats[layer].shape[-2:]
@@ -126,8 +126,8 @@ def test_one_region_covering_everything_is_the_plain_style_loss(tiny) -> None:  
     style = image_to_tensor(noise_image(3))
     targets = style_targets(tiny, [style], PAPER_STYLE_LAYERS)
     feats = tiny(torch.rand(1, 3, 32, 40, generator=torch.Generator().manual_seed(0)), PAPER_STYLE_LAYERS)
-    regional = RegionalStyle(torch.ones(1, 1, 32, 40), [targets])(feats)
-    plain = losses.style_losses(feats, targets)
+    regional = RegionalStyle(torch.ones(1, 1, 32, 40), [targets]).per_layer(feats)
+    plain = GramLoss(targets).evaluate(feats, torch.zeros(1, 3, 32, 40))[1]
     for layer in PAPER_STYLE_LAYERS:
         assert torch.allclose(regional[layer], plain[layer], rtol=1e-5)
 
@@ -139,7 +139,7 @@ def test_regional_loss_is_the_area_weighted_sum_of_region_losses(tiny) -> None: 
     maps[0, ..., :10] = 1  # a quarter
     maps[1, ..., 10:] = 1
     feats = tiny(torch.rand(1, 3, 32, 40, generator=torch.Generator().manual_seed(1)), ["relu1_1"])
-    got = RegionalStyle(maps, [{"relu1_1": ta["relu1_1"]}, {"relu1_1": tb["relu1_1"]}])(feats)["relu1_1"]
+    got = RegionalStyle(maps, [{"relu1_1": ta["relu1_1"]}, {"relu1_1": tb["relu1_1"]}]).per_layer(feats)["relu1_1"]
     f = feats["relu1_1"]
     loss_a = losses.relative_squared_error(losses.gram_matrix(f[..., :10]), ta["relu1_1"])
     loss_b = losses.relative_squared_error(losses.gram_matrix(f[..., 10:]), tb["relu1_1"])
@@ -155,7 +155,7 @@ def test_gradients_of_a_region_stay_in_its_region(tiny) -> None:  # noqa: ANN001
     feats = tiny(image.detach(), ["relu1_1"])["relu1_1"]
     left_targets = {"relu1_1": losses.gram_matrix(feats, maps[:1])}  # the left half as it is
     regional = RegionalStyle(maps, [left_targets, style_targets(tiny, [a], ["relu1_1"])])
-    regional(tiny(image, ["relu1_1"]))["relu1_1"].backward()
+    regional.per_layer(tiny(image, ["relu1_1"]))["relu1_1"].backward()
     grad = image.grad.abs().sum(dim=(0, 1, 2))
     assert float(grad[:30].sum()) < 1e-3 * float(grad[34:].sum())
 

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 import stylize.api
+import stylize.network
 from stylize.backbone import tiny_backbone
 from stylize.cli import main as cli_main
 from stylize.errors import OutputError
@@ -115,7 +116,7 @@ def pair(tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.fixture()
 def tiny_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stylize.api, "load_backbone", lambda model, **kwargs: tiny_backbone(model))
+    monkeypatch.setattr(stylize.network, "load_backbone", lambda model, **kwargs: tiny_backbone(model))
 
 
 def test_plot_from_logs_written_by_the_cli(tmp_path: Path, pair: tuple[Path, Path], tiny_network: None,

@@ -10,11 +10,13 @@ import torch
 from PIL import Image
 
 import stylize.api
+import stylize.loss.content
+import stylize.loss.style
 from stylize import Options, transfer
 from stylize.backbone import Backbone
 from stylize.errors import OptionError
 from stylize.imageio import resize_to_long_side
-from stylize.options import scale_sizes, scale_steps
+from stylize.pyramid import scale_sizes, scale_steps
 
 SmallImage = Callable[[str, int], Image.Image]
 
@@ -68,8 +70,8 @@ def test_each_scale_has_its_own_targets(pair: tuple[Image.Image, Image.Image], t
     style_calls: list[list[tuple[int, int]]] = []
     inits: list[tuple[int, int]] = []
     caps: list[int] = []
-    real_content, real_style, real_optimize = stylize.api.content_targets, stylize.api.style_targets, \
-        stylize.api.optimize
+    real_content, real_style, real_optimize = stylize.loss.content.content_targets, \
+        stylize.loss.style.style_targets, stylize.api.optimize
 
     def content_targets(backbone: Backbone, image: torch.Tensor, layers: Any) -> dict[str, torch.Tensor]:
         content_calls.append((image.shape[3], image.shape[2]))
@@ -88,8 +90,8 @@ def test_each_scale_has_its_own_targets(pair: tuple[Image.Image, Image.Image], t
         caps.append(kwargs["steps"])
         return real_optimize(image, objective, **kwargs)
 
-    monkeypatch.setattr(stylize.api, "content_targets", content_targets)
-    monkeypatch.setattr(stylize.api, "style_targets", style_targets)
+    monkeypatch.setattr(stylize.loss.content, "content_targets", content_targets)
+    monkeypatch.setattr(stylize.loss.style, "style_targets", style_targets)
     monkeypatch.setattr(stylize.api, "optimize", optimize)
     content, style = pair
     progress: list[Any] = []
@@ -133,10 +135,10 @@ def test_stopping_rule_applies_per_scale(pair: tuple[Image.Image, Image.Image], 
 def test_default_steps_over_two_scales_with_the_real_network(real_vgg16: Backbone, small_image: SmallImage,
                                                              content_name: str, style_name: str) -> None:
     """The foundation's quality bounds hold for the default coarse-to-fine steps (48 then 24)."""
-    from stylize.api import style_long_side
     from stylize.imageio import image_to_tensor
-    from stylize.losses import gram_matrix, relative_squared_error
+    from stylize.loss.functional import gram_matrix, relative_squared_error
     from stylize.options import PAPER_STYLE_LAYERS
+    from stylize.plan import style_long_side
 
     content, style = small_image(content_name, 128), small_image(style_name, 256)
     result = transfer(content, style, backbone=real_vgg16, size=128, scales="64,128", seed=0)
@@ -144,7 +146,7 @@ def test_default_steps_over_two_scales_with_the_real_network(real_vgg16: Backbon
     assert [sum(1 for r in result.history if r["scale"] == k) for k in (1, 2)] == [48, 24]
     first, last = result.history[0], min((r for r in result.history if r["scale"] == 2), key=lambda r: r["total"])
     assert last["style"] <= first["style"] / 10  # the style loss falls at least 10x
-    style_t = image_to_tensor(resize_to_long_side(style, style_long_side(style, content.size)))
+    style_t = image_to_tensor(resize_to_long_side(style, style_long_side(style.size, content.size)))
     with torch.no_grad():
         grams = {k: gram_matrix(v) for k, v in real_vgg16(style_t, PAPER_STYLE_LAYERS).items()}
 
@@ -159,7 +161,7 @@ def test_ctrl_c_between_scales_keeps_the_finished_scales(pair: tuple[Image.Image
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl-C while the next scale's targets are computed returns the last finished scale's image."""
     content, style = pair
-    real_targets = stylize.api.content_targets
+    real_targets = stylize.loss.content.content_targets
     calls = []
 
     def interrupted_at_the_second_scale(*args: Any, **kwargs: Any) -> Any:
@@ -168,7 +170,7 @@ def test_ctrl_c_between_scales_keeps_the_finished_scales(pair: tuple[Image.Image
             raise KeyboardInterrupt
         return real_targets(*args, **kwargs)
 
-    monkeypatch.setattr(stylize.api, "content_targets", interrupted_at_the_second_scale)
+    monkeypatch.setattr(stylize.loss.content, "content_targets", interrupted_at_the_second_scale)
     result = transfer(content, style, backbone=tiny, size=96, steps=4, tol=0, scales="48,96")
     assert result.interrupted and result.stop_reasons == ["max_steps", "interrupted"]
     assert max(result.image.size) == 48 and {r["scale"] for r in result.history} == {1}

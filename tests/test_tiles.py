@@ -13,30 +13,27 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from stylize import OptionError, Progress, StopTransfer, transfer
-from stylize.api import style_long_side
+from stylize import OptionError, Options, Progress, StopTransfer, transfer
 from stylize.backbone import Backbone, tiny_backbone
 from stylize.backbone.vgg import VGGFeatures
+from stylize.features import ALIGN, chunked_feature_maps, chunked_features, chunked_grams
 from stylize.imageio import image_to_tensor, load_image, resize_to_long_side
-from stylize.losses import gram_matrix
-from stylize.objective import Objective, content_targets, style_targets
+from stylize.loss import content_targets, style_targets
+from stylize.loss.functional import gram_matrix
+from stylize.objective import Objective
 from stylize.optimize import optimize
+from stylize.plan import RunPlan, make_plan, style_long_side
 from stylize.tiles import (
-    ALIGN,
     Box,
     TileLayout,
-    activation_floats_per_pixel,
     axis_spans,
     axis_weights,
-    chunked_feature_maps,
-    chunked_features,
-    chunked_grams,
     optimize_tiled,
-    plan_schedule,
     seam_ratio,
     step_bytes,
     tile_objective,
 )
+from stylize.tiles.memory import activation_floats_per_pixel
 
 SmallImage = Callable[[str, int], Image.Image]
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -158,17 +155,18 @@ def test_chunked_features_with_small_margin_are_close(tiny: Backbone) -> None:
 
 def test_objective_targets_switch_to_chunks_above_the_threshold(tiny: Backbone, monkeypatch: pytest.MonkeyPatch
                                                                 ) -> None:
-    from stylize import tiles
+    from stylize.loss import content, style
 
     torch.manual_seed(0)
     image = torch.rand(1, 3, 64, 96)
     exact_c = content_targets(tiny, image, ["relu4_2"])
     exact_s = style_targets(tiny, [image], list(STYLE_LAYERS))
     calls: list[str] = []
-    real_maps, real_grams = tiles.chunked_feature_maps, tiles.chunked_grams
-    monkeypatch.setattr(tiles, "CHUNK_PIXELS", 32 * 32)
-    monkeypatch.setattr(tiles, "chunked_feature_maps", lambda *a, **k: calls.append("maps") or real_maps(*a, **k))
-    monkeypatch.setattr(tiles, "chunked_grams", lambda *a, **k: calls.append("grams") or real_grams(*a, **k))
+    monkeypatch.setattr(content, "CHUNK_PIXELS", 32 * 32)
+    monkeypatch.setattr(style, "CHUNK_PIXELS", 32 * 32)
+    monkeypatch.setattr(content, "chunked_feature_maps",
+                        lambda *a, **k: calls.append("maps") or chunked_feature_maps(*a, **k))
+    monkeypatch.setattr(style, "chunked_grams", lambda *a, **k: calls.append("grams") or chunked_grams(*a, **k))
     chunked_c = content_targets(tiny, image, ["relu4_2"])
     chunked_s = style_targets(tiny, [image], list(STYLE_LAYERS))
     assert calls == ["maps", "grams"]
@@ -193,39 +191,59 @@ def test_activation_count_and_step_bytes() -> None:
     assert step_bytes(vgg16, 1_000_000, history=5) < one
 
 
-def test_plan_schedule_with_a_tile_size(tiny: Backbone) -> None:
+def plan_for(content: tuple[int, int], backbone: Backbone, **options: object) -> RunPlan:
+    return make_plan(Options.from_kwargs(**options), content, [], backbone)
+
+
+def test_plan_with_a_tile_size(tiny: Backbone) -> None:
     content = (600, 400)
     sizes = [(150, 100), (300, 200), (600, 400)]
-    plan = plan_schedule(content, sizes, tiny, steps=10, tile_steps=3, tile_size=256, overlap=32)
-    assert plan.sizes == sizes
-    assert [layout is None for layout in plan.layouts] == [True, False, False]
-    assert plan.steps == [10, 3, 3]
-    assert all(layout.tile == 256 for layout in plan.layouts[1:])  # type: ignore[union-attr]
-    assert plan.work[0] == 150 * 100 * 10
-    assert plan.work[2] > 600 * 400 * 3  # overlaps and context margins cost extra
-    # the first scale too big for one piece: a whole-image pass is put in front of it
-    plan = plan_schedule(content, sizes[1:], tiny, steps=10, tile_size=256, overlap=32)
-    assert plan.sizes[0] == (150, 100) and plan.layouts[0] is None and len(plan.sizes) == 3
-    plan = plan_schedule(content, sizes[1:], tiny, steps=10, tile_size=256, overlap=32, add_global_pass=False)
-    assert plan.sizes == sizes[1:]
+    plan = plan_for(content, tiny, size=600, scales="150,300,600", steps=10, tile_steps=3, tile_size=256,
+                    tile_overlap=32)
+    assert [s.size for s in plan.scales] == sizes
+    assert [s.tiled for s in plan.scales] == [False, True, True]
+    assert [s.steps for s in plan.scales] == [10, 3, 3]
+    assert all(s.layout.tile == 256 for s in plan.scales[1:])  # type: ignore[union-attr]
+    assert plan.scales[0].work == 150 * 100 * 10
+    assert plan.scales[2].work > 600 * 400 * 3  # overlaps and context margins cost extra
+    assert plan.total_work == sum(s.work for s in plan.scales) and plan.work_before(2) == plan.total_work - \
+        plan.scales[2].work
+    # --scales auto: a first scale too big for one piece gets a whole-image pass in front of it
+    plan = plan_for((1200, 800), tiny, size=1200, scales="auto", steps=10, tile_size=256, tile_overlap=32)
+    assert [s.size for s in plan.scales] == [(150, 100), (300, 200), (600, 400), (1200, 800)]
+    assert not plan.scales[0].tiled and plan.scales[1].tiled
+    plan = plan_for((1200, 800), tiny, size=1200, scales="300,600,1200", steps=10, tile_size=256, tile_overlap=32)
+    assert [s.size for s in plan.scales] == [(300, 200), (600, 400), (1200, 800)]
 
 
-def test_plan_schedule_from_a_memory_budget() -> None:
+def test_plan_from_a_memory_budget() -> None:
     vgg16 = Backbone(VGGFeatures("vgg16", last_layer="relu5_1"), "caffe")
     content = (6000, 4000)
-    sizes = [(1024, 683), (2048, 1365), (4096, 2731)]
-    plan = plan_schedule(content, sizes, vgg16, steps=10, tile_steps=5, max_memory=6.0)
-    assert plan.layouts[0] is None and plan.layouts[1] is not None and plan.layouts[2] is not None
+    common = {"size": 4096, "scales": "1024,2048,4096", "steps": 10}
+    plan = plan_for(content, vgg16, **common, tile_steps=5, max_memory=6.0)
+    assert [s.size for s in plan.scales] == [(1024, 683), (2048, 1365), (4096, 2731)]
+    assert [s.tiled for s in plan.scales] == [False, True, True]
     assert plan.budget == 6 * 2**30
-    for (width, height), layout in zip(plan.sizes[1:], plan.layouts[1:], strict=True):
-        assert layout is not None
-        largest = max(b.grow(plan.margin, height, width).area for b in layout.boxes)
+    for scale in plan.scales[1:]:
+        assert scale.layout is not None
+        width, height = scale.size
+        largest = max(b.grow(plan.margin, height, width).area for b in scale.layout.boxes)
         assert step_bytes(vgg16, largest, history=5) <= plan.budget  # each tile with its context fits
-        assert layout.tile >= 512
-    assert plan_schedule(content, sizes, vgg16, steps=10, max_memory=64.0).layouts == [None, None, None]
+        assert scale.layout.tile >= 512
+    assert not any(s.tiled for s in plan_for(content, vgg16, **common, max_memory=64.0).scales)
     with pytest.warns(UserWarning, match="too small"):
-        tiny_budget = plan_schedule(content, sizes[2:], vgg16, steps=10, max_memory=0.5)
-    assert tiny_budget.layouts[-1] is not None and tiny_budget.layouts[-1].tile == 256
+        tiny_budget = plan_for(content, vgg16, size=4096, scales="1", steps=10, max_memory=0.5)
+    assert tiny_budget.scales[-1].layout is not None and tiny_budget.scales[-1].layout.tile == 256
+
+
+def test_plan_sizes_the_style_images_per_scale(tiny: Backbone) -> None:
+    plan = make_plan(Options.from_kwargs(size=400, scales="100,200,400", style_scale=0.5), (400, 300),
+                     [(800, 400), (100, 100)], tiny)
+    for scale in plan.scales:
+        width, height = scale.size
+        for style_w, style_h in scale.style_sizes:  # each style keeps its aspect, at 0.5² of the content's area
+            assert style_w * style_h == pytest.approx(0.25 * width * height, rel=0.1)
+    assert [s.style_sizes[0][0] / s.style_sizes[0][1] for s in plan.scales] == pytest.approx([2.0] * 3, rel=0.05)
 
 
 # ----------------------------------------------------------------------------- tiled optimization
@@ -242,8 +260,8 @@ def scene(small_image: SmallImage) -> dict[str, object]:
     def objective_at(long_side: int) -> tuple[torch.Tensor, Objective]:
         resized = resize_to_long_side(photo, long_side)
         content = image_to_tensor(resized)
-        s = image_to_tensor(resize_to_long_side(style, style_long_side(style, resized.size)))
-        return content, Objective(backbone, content_targets(backbone, content, ["relu4_2"]),
+        s = image_to_tensor(resize_to_long_side(style, style_long_side(style.size, resized.size)))
+        return content, Objective.from_targets(backbone, content_targets(backbone, content, ["relu4_2"]),
                                   style_targets(backbone, [s], list(STYLE_LAYERS)), content_weight=1.0,
                                   style_weight=10.0)
 
@@ -314,10 +332,10 @@ def test_tile_objective_crops_targets_and_sees_context(scene: dict[str, object])
     assert isinstance(start, torch.Tensor) and isinstance(objective, Objective)
     box = Box(64, 80, 176, 208)
     sub = tile_objective(objective, start, box, margin=32)
-    target = sub.content_targets["relu4_2"]
+    target = sub.term("content").targets["relu4_2"]  # type: ignore[attr-defined]
     assert target.shape[-2:] == (box.height // 8, box.width // 8)
-    torch.testing.assert_close(target, objective.content_targets["relu4_2"][..., 8:22, 10:26])
-    assert sub.style_targets is objective.style_targets  # the global Gram targets, shared
+    torch.testing.assert_close(target, objective.term("content").targets["relu4_2"][..., 8:22, 10:26])  # type: ignore[attr-defined]
+    assert sub.term("style") is objective.term("style")  # the global Gram targets, shared
     # the tile's features are computed inside its context: closer to the whole image's than alone
     layers = ["relu4_2", "relu5_1"]
     inside = sub.backbone(box.crop(start), layers)
@@ -368,7 +386,7 @@ def test_interrupted_tiled_run_keeps_the_tiles_done(scene: dict[str, object]) ->
 def test_tiled_run_refuses_coarse_layers() -> None:
     backbone = tiny_backbone("vgg19", layers=["pool5"])
     image = torch.rand(1, 3, 64, 64)
-    objective = Objective(backbone, content_targets(backbone, image, ["pool5"]),
+    objective = Objective.from_targets(backbone, content_targets(backbone, image, ["pool5"]),
                           style_targets(backbone, [image], ["relu1_1"]), content_weight=1, style_weight=1)
     with pytest.raises(ValueError, match="pool5"):
         optimize_tiled(image, objective, tile=32, overlap=0, steps=1)
@@ -392,7 +410,7 @@ def test_transfer_tiles_above_the_tile_size(small_image: SmallImage, tiny: Backb
     fractions = [p.fraction for p in progress]
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
     assert progress[-1].eta == pytest.approx(0.0, abs=1e-6) and all(p.eta is not None for p in progress)
-    assert progress[-1].image().size == (256, 170)
+    assert progress[-1].image.size == (256, 170)
     assert [row.get("tile") for row in result.history[3:5]] == [1, 1] and "tile" not in result.history[0]
     assert result.settings["memory_budget_gib"] > 0
 

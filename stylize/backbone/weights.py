@@ -36,7 +36,6 @@ import http.client
 import importlib.util
 import os
 import re
-import tempfile
 import threading
 import urllib.error
 import urllib.request
@@ -45,10 +44,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 import torch
 
+from stylize.atomic import write_atomically
 from stylize.backbone.preprocess import CONVENTIONS
 from stylize.backbone.vgg import ARCHITECTURES, conv_state_keys
 from stylize.errors import OptionError, WeightsError
@@ -159,16 +159,13 @@ def _name_hash(path: Path) -> str | None:
 
 
 def _atomic_save(obj: Any, dest: Path) -> None:
-    """torch.save to a temporary file next to ``dest``, then os.replace it into place."""
+    """torch.save into ``dest`` atomically (:func:`stylize.atomic.write_atomically`)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".partial")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(dest, lambda handle: torch.save(obj, handle))
+
+
+class _DownloadError(Exception):
+    """Carries a network error out of :func:`write_atomically` (which would make it an OutputError)."""
 
 
 # --------------------------------------------------------------------------- files
@@ -350,42 +347,51 @@ def _urlopen(url: str, timeout: float) -> Any:
 
 
 def _download(url: str, dest: Path, *, timeout: float, progress: Progress | None) -> Path:
-    """Download ``url`` to ``dest`` (temp file + os.replace), checking the name's SHA-256 prefix.
+    """Download ``url`` to ``dest`` atomically, checking the name's SHA-256 prefix.
 
-    Network problems propagate as OSError / HTTPException; a hash mismatch removes the
-    temporary file and raises WeightsError.
+    Network problems propagate as OSError / HTTPException; a hash mismatch leaves no file and
+    raises WeightsError.
     """
     expected = _name_hash(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".partial")
-    tmp = Path(tmp_name)
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, _urlopen(url, timeout) as response:
-            length = response.headers.get("Content-Length") if response.headers is not None else None
-            total = int(length) if length and str(length).isdigit() else 0
-            done = 0
-            if progress is not None:
-                progress(0, total)
-            while chunk := response.read(_CHUNK):
-                out.write(chunk)
-                digest.update(chunk)
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, total)
-        if total and done != total:
-            raise http.client.IncompleteRead(b"", total - done)
-        actual = digest.hexdigest()
+
+    def write(out: BinaryIO) -> None:
+        try:
+            actual = _stream(url, out, timeout=timeout, progress=progress)
+        except _NETWORK_ERRORS as exc:
+            raise _DownloadError() from exc
         if expected is not None and not actual.startswith(expected):
             raise WeightsError(
                 None,
                 f"downloaded {dest.name} fails its hash check (SHA-256 {actual[:len(expected)]}, "
                 f"expected {expected}; from {url})",
             )
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        write_atomically(dest, write)
+    except _DownloadError as failure:
+        raise failure.__cause__ from None  # type: ignore[misc]
     return dest
+
+
+def _stream(url: str, out: BinaryIO, *, timeout: float, progress: Progress | None) -> str:
+    """Copy the response of ``url`` into ``out``; returns the SHA-256 hex digest of what was read."""
+    digest = hashlib.sha256()
+    with _urlopen(url, timeout) as response:
+        length = response.headers.get("Content-Length") if response.headers is not None else None
+        total = int(length) if length and str(length).isdigit() else 0
+        done = 0
+        if progress is not None:
+            progress(0, total)
+        while chunk := response.read(_CHUNK):
+            out.write(chunk)
+            digest.update(chunk)
+            done += len(chunk)
+            if progress is not None:
+                progress(done, total)
+    if total and done != total:
+        raise http.client.IncompleteRead(b"", total - done)
+    return digest.hexdigest()
 
 
 def fetch_weights(arch: str, *, timeout: float = 10.0, progress: Progress | None = None) -> Path:
@@ -580,54 +586,18 @@ def resolve_weights(
     _check_convention(convention)
     if weights_file is not None:
         return load_weights_file(weights_file, arch=arch, convention=convention)
-
     tried: list[str] = []
-    official = _OFFICIAL[arch]
-    cached = cache_dir() / official.name
-    if cached.is_file():
-        try:
-            state, info = load_weights_file(cached, arch=arch, convention=convention)
-            return state, dataclasses.replace(info, source="cache")
-        except WeightsError as exc:  # damaged cache file: a download replaces it
-            warnings.warn(f"ignoring the cached weights: {exc}", stacklevel=2)
-            tried.append(f"cached {official.name} is unusable")
-    else:
-        tried.append(f"{official.name} is not in {cache_dir()}")
-
-    if not allow_download:
-        tried.append("downloads are disabled")
-    elif _offline_env():
-        tried.append("downloads are disabled by STYLIZE_OFFLINE")
-    else:
-        try:
-            path = _download(official.url, cached, timeout=timeout, progress=progress)
-            state, info = load_weights_file(path, arch=arch, convention=convention, check_hash=False)
-            return state, dataclasses.replace(info, source="download")
-        except _NETWORK_ERRORS as exc:
-            tried.append(f"download failed ({_one_line(exc)})")
-        except WeightsError as exc:  # hash mismatch: the temp file is already gone
-            warnings.warn(str(exc), stacklevel=2)
-            tried.append(f"download failed ({exc.problem})")
-
+    found = _from_cache(arch, convention, tried) or _from_download(arch, convention, allow_download, timeout,
+                                                                  progress, tried)
+    if found is not None:
+        return found
     if arch == "vgg19":
-        vgg16 = cache_dir() / _OFFICIAL["vgg16"].name
-        fallback: tuple[dict[str, torch.Tensor], WeightsInfo] | None = None
-        if vgg16.is_file():
-            try:
-                state, info = load_weights_file(vgg16, arch="vgg16", convention=convention)
-                fallback = state, dataclasses.replace(info, source="cache")
-            except WeightsError:
-                pass
-        if fallback is None:
-            try:
-                fallback = _offline_vgg16(convention)
-            except WeightsError as exc:
-                tried.append(_offline_failure(exc))
+        fallback = _vgg16_instead(convention, tried)
         if fallback is not None:
             warnings.warn(
                 "using VGG-16 instead of VGG-19: VGG-19 weights could not be found or downloaded "
                 f"({'; '.join(tried)}); get them with `stylize weights fetch vgg19` or pass --weights FILE",
-                stacklevel=2,
+                stacklevel=3,
             )
             return fallback
     else:
@@ -635,12 +605,68 @@ def resolve_weights(
             return _offline_vgg16(convention)
         except WeightsError as exc:
             tried.append(_offline_failure(exc))
-
     raise WeightsError(
         None,
         f"no {arch} weights: {'; '.join(tried)}. Install 'stylize[offline]', pass --weights FILE, "
         f"or run `stylize weights fetch {arch}`",
     )
+
+
+_Found = tuple[dict[str, torch.Tensor], WeightsInfo]
+
+
+def _from_cache(arch: str, convention: str, tried: list[str]) -> _Found | None:
+    """Step 2: the official file in the torch hub cache (a damaged one is ignored with a warning)."""
+    official = _OFFICIAL[arch]
+    cached = cache_dir() / official.name
+    if not cached.is_file():
+        tried.append(f"{official.name} is not in {cache_dir()}")
+        return None
+    try:
+        state, info = load_weights_file(cached, arch=arch, convention=convention)
+        return state, dataclasses.replace(info, source="cache")
+    except WeightsError as exc:  # damaged cache file: a download replaces it
+        warnings.warn(f"ignoring the cached weights: {exc}", stacklevel=4)
+        tried.append(f"cached {official.name} is unusable")
+        return None
+
+
+def _from_download(arch: str, convention: str, allow_download: bool, timeout: float, progress: Progress | None,
+                   tried: list[str]) -> _Found | None:
+    """Step 3: download the official file into the cache (short time-outs), unless disabled."""
+    if not allow_download:
+        tried.append("downloads are disabled")
+        return None
+    if _offline_env():
+        tried.append("downloads are disabled by STYLIZE_OFFLINE")
+        return None
+    official = _OFFICIAL[arch]
+    try:
+        path = _download(official.url, cache_dir() / official.name, timeout=timeout, progress=progress)
+        state, info = load_weights_file(path, arch=arch, convention=convention, check_hash=False)
+        return state, dataclasses.replace(info, source="download")
+    except _NETWORK_ERRORS as exc:
+        tried.append(f"download failed ({_one_line(exc)})")
+    except WeightsError as exc:  # hash mismatch: no file was left
+        warnings.warn(str(exc), stacklevel=4)
+        tried.append(f"download failed ({exc.problem})")
+    return None
+
+
+def _vgg16_instead(convention: str, tried: list[str]) -> _Found | None:
+    """Step 4 for VGG-19: a cached torchvision VGG-16, else the offline VGG-16."""
+    vgg16 = cache_dir() / _OFFICIAL["vgg16"].name
+    if vgg16.is_file():
+        try:
+            state, info = load_weights_file(vgg16, arch="vgg16", convention=convention)
+            return state, dataclasses.replace(info, source="cache")
+        except WeightsError:
+            pass
+    try:
+        return _offline_vgg16(convention)
+    except WeightsError as exc:
+        tried.append(_offline_failure(exc))
+        return None
 
 
 def available_weights() -> list[dict[str, Any]]:

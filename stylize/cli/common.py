@@ -9,8 +9,8 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from stylize.errors import StylizeError
-from stylize.options import Options, flag
+from stylize.errors import OptionError, StylizeError
+from stylize.options import GROUP_TITLES, OptionKind, Options, flag, option_kinds
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -47,26 +47,18 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"stylize: error: {message} (see {self.prog} --help)\n")
 
 
-def _comma_list(kind: Callable[[str], Any], name: str) -> Callable[[str], tuple]:
-    def parse(text: str) -> tuple:
+def _argparse_type(kind: OptionKind) -> Callable[[str], Any]:
+    """argparse's ``type=`` for an option: the shared parser of :mod:`stylize.options`."""
+    if kind.kind in ("choice", "text"):
+        return str
+
+    def parse(text: str) -> Any:
         try:
-            return tuple(kind(part.strip()) for part in text.split(",") if part.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"--{name}: {text!r} is not a comma-separated list") from None
+            return kind.parse(text)
+        except OptionError as exc:
+            raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None  # argparse names the flag
 
     return parse
-
-
-def _parser_type(annotation: str, name: str) -> Callable[[str], Any] | None:
-    if annotation.startswith("tuple[str"):
-        return _comma_list(str, name)
-    if annotation.startswith("tuple[float"):
-        return _comma_list(float, name)
-    if annotation.startswith("int"):
-        return int
-    if annotation.startswith("float"):
-        return float
-    return str
 
 
 def add_option_flags(parser: argparse.ArgumentParser, exclude: set[str] = frozenset(), *,
@@ -77,15 +69,14 @@ def add_option_flags(parser: argparse.ArgumentParser, exclude: set[str] = frozen
     :func:`option_values` returns only explicit options (a ``--preset`` fills in the rest).
     """
     groups: dict[str, Any] = {}
-    titles = {"main": "size and schedule", "loss": "losses", "model": "network", "optimizer": "optimizer",
-              "input": "input", "control": "artistic control"}
+    kinds = option_kinds()
     for f in dataclasses.fields(Options):
         if f.name in exclude:
             continue
         meta = f.metadata
         group_name = meta.get("group", "main")
         if group_name not in groups:
-            groups[group_name] = parser.add_argument_group(titles.get(group_name, group_name))
+            groups[group_name] = parser.add_argument_group(GROUP_TITLES.get(group_name, group_name))
         group = groups[group_name]
         name = flag(f.name)
         default = f.default
@@ -97,7 +88,7 @@ def add_option_flags(parser: argparse.ArgumentParser, exclude: set[str] = frozen
             continue
         group.add_argument(
             f"--{name}", dest=f.name, default=argparse.SUPPRESS if given_only else default,
-            type=_parser_type(str(f.type), name),
+            type=_argparse_type(kinds[f.name]),
             choices=meta.get("choices"), metavar=meta.get("metavar"), help=help_text,
         )
 

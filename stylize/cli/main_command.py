@@ -63,7 +63,7 @@ class ProgressBar:
         self.steps += 1
         self.restores += p.event == "restored"
         if self.save_every and self.steps % self.save_every == 0:
-            save_image(p.image(), self.output.with_name(f"{self.output.stem}_step{self.steps:05d}{self.output.suffix}"))
+            save_image(p.image, self.output.with_name(f"{self.output.stem}_step{self.steps:05d}{self.output.suffix}"))
         if self.quiet:
             return
         if self.bar is None:

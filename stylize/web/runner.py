@@ -99,7 +99,7 @@ class StepReporter:
         now = self.clock()
         if now - self.last_preview >= self.preview_interval:
             self.last_preview = now
-            self.job.set_preview(jpeg_bytes(p.image()))
+            self.job.set_preview(jpeg_bytes(p.image))
 
 
 class JobRunner:

@@ -14,11 +14,11 @@ import torch
 from PIL import Image
 
 from stylize import transfer
-from stylize.api import style_long_side
 from stylize.backbone import Backbone
 from stylize.imageio import image_to_tensor, resize_to_long_side
-from stylize.losses import gram_matrix, relative_squared_error
+from stylize.loss.functional import gram_matrix, relative_squared_error
 from stylize.options import PAPER_STYLE_LAYERS
+from stylize.plan import style_long_side
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +63,7 @@ def test_real_pair(real_vgg16: Backbone, small_image: Callable[[str, int], Image
     assert all(row["event"] == "" for row in history)
 
     # 3. the output's Gram statistics moved toward the style image's (style sized as the engine does)
-    style_t = image_to_tensor(resize_to_long_side(style, style_long_side(style, content.size)))
+    style_t = image_to_tensor(resize_to_long_side(style, style_long_side(style.size, content.size)))
     with torch.no_grad():
         style_grams = {k: gram_matrix(v) for k, v in real_vgg16(style_t, PAPER_STYLE_LAYERS).items()}
     before = gram_distance(real_vgg16, image_to_tensor(content), style_grams)

@@ -1,4 +1,6 @@
-"""Losses of Gatys et al.: content, style (Gram matrices) and total variation.
+"""The loss functions of Gatys et al. on tensors: Gram matrices, relative errors, total variation.
+
+The objective's terms (:mod:`stylize.loss`) are built from these.
 
 Normalization. Raw VGG feature magnitudes differ by orders of magnitude between weight
 conventions (Caffe's 0-255 inputs against torchvision's standardized ones), between VGG-16
@@ -43,19 +45,6 @@ def content_loss(features: Mapping[str, torch.Tensor], targets: Mapping[str, tor
     """Mean over content layers of the relative squared feature error."""
     losses = [relative_squared_error(features[k], t) for k, t in targets.items()]
     return torch.stack(losses).mean()
-
-
-def style_losses(
-    features: Mapping[str, torch.Tensor],
-    targets: Mapping[str, torch.Tensor],
-    masks: Mapping[str, torch.Tensor] | None = None,
-) -> dict[str, torch.Tensor]:
-    """Per-layer relative Gram error; ``masks`` (per layer) gives masked Grams."""
-    out = {}
-    for layer, target in targets.items():
-        mask = None if masks is None else masks.get(layer)
-        out[layer] = relative_squared_error(gram_matrix(features[layer], mask), target)
-    return out
 
 
 def weighted_style_loss(per_layer: Mapping[str, torch.Tensor], weights: Mapping[str, float]) -> torch.Tensor:

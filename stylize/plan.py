@@ -1,0 +1,177 @@
+"""The run plan: every scale of a run, decided once before any optimization starts.
+
+:func:`make_plan` turns the options, the input sizes, the network and the memory budget into a
+:class:`RunPlan`: one :class:`ScalePlan` per scale with its size, its step limit, its tile layout
+(or none: the whole image in one piece), the sizes of the style images at that scale and its
+planned work in pixel-steps. :func:`stylize.transfer` runs it; the progress bar's ETA, the grid,
+the web app's work limits and the benchmarks read it instead of re-deriving it.
+
+The pyramid (:mod:`stylize.pyramid`): ``--scales`` gives the long sides, coarse to fine, ``--steps``
+the step limit of the first scale and half as many at each next one. The memory model
+(:mod:`stylize.tiles.memory`) decides which scales fit whole; the others are tiled, and a first
+scale too big for one piece gets a smaller whole-image scale in front of it (with ``--scales auto``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from stylize.backbone import Backbone
+from stylize.errors import OptionError
+from stylize.features import ALIGN
+from stylize.options import Options
+from stylize.pyramid import long_side_size, scale_sizes, scale_steps
+from stylize.tiles.layout import TileLayout
+from stylize.tiles.memory import GIB, MIN_TILE, auto_tile, buffer_bytes_per_pixel, default_memory_budget, step_bytes
+from stylize.tiles.refine import DEFAULT_MARGIN
+
+MIN_GLOBAL_SIDE = 32  # smallest long side of the whole-image pass added in front of a tiled schedule
+
+
+@dataclass(frozen=True)
+class ScalePlan:
+    """One scale of a run."""
+
+    index: int  # from 0
+    size: tuple[int, int]  # (width, height)
+    steps: int  # most optimizer steps (per tile when tiled)
+    layout: TileLayout | None  # None: the whole image in one piece
+    style_sizes: tuple[tuple[int, int], ...]  # (width, height) of each style image at this scale
+    work: float  # planned pixel-steps (tiles count with their context margin)
+
+    @property
+    def tiled(self) -> bool:
+        return self.layout is not None
+
+    def describe(self, margin: int) -> dict[str, object]:
+        width, height = self.size
+        row: dict[str, object] = {"width": width, "height": height, "steps": self.steps, "tiles": 0}
+        if self.layout is not None:
+            first = self.layout.boxes[0]
+            row.update(tiles=len(self.layout), tile=self.layout.tile, tile_width=first.width,
+                       tile_height=first.height, overlap=self.layout.overlap, margin=margin)
+        return row
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """The scales of a run, coarse to fine, and the memory budget they were planned for."""
+
+    scales: tuple[ScalePlan, ...]
+    budget: int  # bytes
+    margin: int = DEFAULT_MARGIN  # context around each tile
+    min_side: int = 1  # least short side of any image the network sees (its poolings)
+
+    @property
+    def total_work(self) -> float:
+        return sum(s.work for s in self.scales)
+
+    def work_before(self, index: int) -> float:
+        """Planned pixel-steps of the scales before scale ``index``."""
+        return sum(s.work for s in self.scales[:index])
+
+    def describe(self) -> list[dict[str, object]]:
+        """One row per scale: width, height, steps, tiles (and the tile layout when tiled)."""
+        return [s.describe(self.margin) for s in self.scales]
+
+
+def style_long_side(style_size: tuple[int, int], content_wh: tuple[int, int], scale: float = 1.0,
+                    min_side: int = 16) -> int:
+    """Long side for a style image of ``style_size`` so that its area matches the content's (times ``scale``²)."""
+    style_w, style_h = style_size
+    factor = math.sqrt(content_wh[0] * content_wh[1] / (style_w * style_h)) * scale
+    long_side = max(16, round(max(style_size) * factor))
+    if min(style_size) * long_side / max(style_size) < min_side:  # a thin strip: enlarge it until its short
+        long_side = math.ceil(min_side * max(style_size) / min(style_size))  # side reaches min_side
+    return long_side
+
+
+def network_min_side(backbone: Backbone, layers: Sequence[str]) -> int:
+    """Each pooling before the deepest of ``layers`` halves the image: the least short side that
+    keeps at least 1 pixel there (16 for relu5_1)."""
+    used = backbone.layer_names[: 1 + max(backbone.layer_names.index(n) for n in layers)]
+    return 2 ** sum(name.startswith("pool") for name in used)
+
+
+def _check_sizes(sizes: Sequence[tuple[int, int]], need: int, deepest: str) -> None:
+    for width, height in sizes:
+        if min(width, height) < need:
+            raise OptionError(
+                f"--size: the content image would be {width}x{height} pixels, too small for layer {deepest} "
+                f"(at least {need} pixels on the short side); raise --size or --scales"
+            )
+
+
+class _Budget:
+    """Whether a scale fits whole: by ``--tile-size`` when given, else by the memory model."""
+
+    def __init__(self, opts: Options, backbone: Backbone, device: torch.device) -> None:
+        self.bytes = int(opts.max_memory * GIB) if opts.max_memory else default_memory_budget(device)
+        self.tile_size = opts.tile_size
+        self.backbone = backbone
+        self.history = min(50, opts.steps)
+
+    def fits_whole(self, size: tuple[int, int]) -> bool:
+        if self.tile_size:
+            return max(size) <= self.tile_size
+        return step_bytes(self.backbone, size[0] * size[1], history=self.history) <= self.bytes
+
+
+def _with_global_pass(content_size: tuple[int, int], sizes: list[tuple[int, int]], budget: _Budget
+                      ) -> list[tuple[int, int]]:
+    """A first scale too big for one piece gets a whole-image scale in front of it (its size halved
+    until it fits), so tiles always refine an image that was stylized as a whole."""
+    if not sizes or budget.fits_whole(sizes[0]):
+        return sizes
+    side = max(sizes[0]) // 2
+    while side >= MIN_GLOBAL_SIDE:  # the largest halving that fits whole, if any is not too small
+        first = long_side_size(content_size, side)
+        if budget.fits_whole(first):
+            return [first, *sizes] if min(first) >= 2 * ALIGN else sizes
+        side //= 2
+    return sizes
+
+
+def _tile_layout(opts: Options, backbone: Backbone, budget: _Budget, size: tuple[int, int], num_styles: int,
+                 margin: int) -> TileLayout:
+    width, height = size
+    tile = opts.tile_size
+    if not tile:
+        buffers = buffer_bytes_per_pixel(backbone, opts.content_layers, num_styles)
+        tile = auto_tile(backbone, budget.bytes - buffers * width * height, margin,
+                         history=min(50, opts.tile_steps or opts.steps))
+        tile = max(ALIGN * math.floor(tile / ALIGN), 2 * opts.tile_overlap, MIN_TILE)
+    return TileLayout(height, width, tile, opts.tile_overlap)
+
+
+def make_plan(opts: Options, content_size: tuple[int, int], style_sizes: Sequence[tuple[int, int]],
+              backbone: Backbone, device: torch.device | str = "cpu", *, margin: int = DEFAULT_MARGIN) -> RunPlan:
+    """The :class:`RunPlan` of a run of ``opts`` on a content image of ``content_size`` with style
+    images of ``style_sizes`` (as loaded), on ``backbone`` and ``device``. Raises OptionError when
+    a scale is too small for the network's layers."""
+    layers = [*opts.content_layers, *opts.style_layers]
+    need = network_min_side(backbone, layers)
+    sizes = [long_side_size(content_size, s) for s in scale_sizes(opts.scales, opts.size)]
+    _check_sizes(sizes, need, max(layers, key=backbone.layer_names.index))
+    budget = _Budget(opts, backbone, torch.device(device))
+    if opts.scales == "auto":
+        sizes = _with_global_pass(content_size, sizes, budget)
+    tile_steps = opts.tile_steps or opts.steps
+    scales = []
+    for index, (size, whole_steps) in enumerate(zip(sizes, scale_steps(opts.steps, len(sizes)), strict=True)):
+        styles = tuple(long_side_size(s, style_long_side(s, size, opts.style_scale, min_side=need))
+                       for s in style_sizes)
+        if budget.fits_whole(size):
+            scales.append(ScalePlan(index, size, whole_steps, None, styles, float(size[0] * size[1] * whole_steps)))
+            continue
+        layout = _tile_layout(opts, backbone, budget, size, len(style_sizes), margin)
+        work = float(sum(b.grow(margin, size[1], size[0]).area for b in layout.boxes) * tile_steps)
+        scales.append(ScalePlan(index, size, tile_steps, layout, styles, work))
+    return RunPlan(tuple(scales), budget.bytes, margin, need)
+
+
+__all__ = ["MIN_GLOBAL_SIDE", "RunPlan", "ScalePlan", "make_plan", "network_min_side", "style_long_side"]

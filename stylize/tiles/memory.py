@@ -1,0 +1,108 @@
+"""The memory model: what one optimizer step costs, the default budget, the largest tile that fits.
+
+Memory of a whole-image optimizer step grows with the pixel count (VGG activations kept for the
+backward pass, about 3.6 KB per pixel for VGG-16 up to relu5_1, plus the L-BFGS history). Above a
+memory budget a scale is refined in overlapping tiles instead (:mod:`stylize.plan` decides which);
+see ``docs/highres.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Iterable
+
+import torch
+
+from stylize.backbone import Backbone
+from stylize.features import ALIGN, layer_strides, layer_widths
+
+MIN_TILE = 256  # smallest tile the automatic sizing picks
+GIB = 1 << 30
+
+# --- calibrated with bench/bench_memory.py --probe (VGG-16 to relu5_1, CPU, float32, with
+# stylize.runtime's allocator settings): peak RSS 0.58, 1.17, 2.11, 3.72 and 5.70 GiB at 256², 512²,
+# 768², 1024² and 1280² px, a slope of about 3.6 KB per pixel. The model is set ~8% above.
+#: bytes per activation float kept for the backward pass, with autograd's transient buffers and
+#: the allocator's slack (4 bytes per float x 1.6)
+ACTIVATION_FACTOR = 4.0 * 1.6
+#: process baseline: Python, PyTorch runtime, VGG-16 weights to relu5_1 (fitted intercept 0.2-0.35 GB)
+FIXED_BYTES = 400 << 20
+
+
+def activation_floats_per_pixel(backbone: Backbone) -> float:
+    """Floats per input pixel that one forward pass of the (cut) network produces: Σ channels /
+    stride² over its modules, with the input (VGG-16 to relu5_1: 565, VGG-19: 613)."""
+    total, stride, last = 3.0, 1, 3  # the input itself
+    for name, module in zip(backbone.layer_names, backbone.features.features, strict=True):
+        if name.startswith("pool"):
+            stride *= 2
+            channels = last
+        else:
+            channels = getattr(module, "out_channels", None) or last  # relu keeps the conv's width
+        last = channels
+        total += channels / stride**2
+    return total
+
+
+def step_bytes(backbone: Backbone, pixels: int, *, history: int = 50) -> int:
+    """Estimated peak memory of optimizing a ``pixels``-pixel image (or tile with its context):
+
+    ``FIXED_BYTES + pixels * (ACTIVATION_FACTOR * activation_floats_per_pixel + 12 * (2 * history + 6))``
+
+    — activations kept for the backward pass (and autograd's transient buffers) plus the L-BFGS
+    history (two RGB float vectors per remembered step) and a few working copies of the image.
+    VGG-16 to relu5_1: 3.7 GB per megapixel plus the L-BFGS history (1.2 GB per megapixel at the
+    default 50 steps of history), about 8% above the measured peak RSS. See docs/highres.md.
+    """
+    per_pixel = ACTIVATION_FACTOR * activation_floats_per_pixel(backbone) + 12 * (2 * history + 6)
+    return int(FIXED_BYTES + pixels * per_pixel)
+
+
+def buffer_bytes_per_pixel(backbone: Backbone, content_layers: Iterable[str], num_styles: int) -> float:
+    """Whole-image buffers of a tiled scale per output pixel (float32 unless said): the content and
+    style image(s) of the scale, the canvas (the upsampled start, refined in place), the blend
+    weight sum, the content feature targets, and 8 bytes of 8-bit image copies."""
+    strides = layer_strides(backbone)
+    widths = layer_widths(backbone)
+    content = sum(widths[k] / strides[k] ** 2 for k in content_layers if k in widths)
+    return 4.0 * (3 * (2 + num_styles) + 1 + content) + 8
+
+
+def physical_memory() -> int | None:
+    """Bytes of RAM of this machine, or None when the OS does not say."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def default_memory_budget(device: torch.device) -> int:
+    """The budget when ``--max-memory`` is not given: 80% of the free memory of a CUDA GPU,
+    else a quarter of the machine's RAM (8 GiB when unknown)."""
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(0.8 * free)
+    ram = physical_memory()
+    return ram // 4 if ram else 8 * GIB
+
+
+def auto_tile(backbone: Backbone, budget: float, margin: int, *, history: int) -> int:
+    per_pixel = step_bytes(backbone, 1, history=history) - FIXED_BYTES
+    pixels = max(0.0, budget - FIXED_BYTES) / per_pixel
+    tile = ALIGN * math.floor((math.sqrt(pixels) - 2 * margin) / ALIGN)
+    if tile < MIN_TILE:
+        warnings.warn(
+            f"the memory budget ({budget / GIB:.1f} GiB left beside the image buffers) is too small for "
+            f"tiles of {MIN_TILE} px; using {MIN_TILE} px tiles (raise --max-memory or set --tile-size)",
+            stacklevel=3,
+        )
+        tile = MIN_TILE
+    return tile
+
+
+__all__ = [
+    "ACTIVATION_FACTOR", "FIXED_BYTES", "GIB", "MIN_TILE", "activation_floats_per_pixel", "auto_tile",
+    "buffer_bytes_per_pixel", "default_memory_budget", "physical_memory", "step_bytes",
+]
