@@ -35,8 +35,7 @@ from stylize import transfer
 from stylize.api import style_long_side
 from stylize.backbone import Backbone, load_backbone, tiny_backbone
 from stylize.imageio import image_to_tensor, load_image, resize_to_long_side
-from stylize.losses import style_losses, weighted_style_loss
-from stylize.objective import style_targets
+from stylize.loss import GramLoss
 from stylize.options import PAPER_STYLE_LAYERS
 from stylize.video import video
 from stylize.video.flow import inside, warp
@@ -76,14 +75,13 @@ class StyleLoss:
 
     def __init__(self, backbone: Backbone, style: PIL.Image.Image, size: tuple[int, int]) -> None:
         self.backbone = backbone
-        s = resize_to_long_side(style, style_long_side(style, size))
-        self.targets = style_targets(backbone, [image_to_tensor(s)], PAPER_STYLE_LAYERS)
+        s = resize_to_long_side(style, style_long_side(style.size, size))
+        self.term = GramLoss.from_images(backbone, [image_to_tensor(s)], PAPER_STYLE_LAYERS)
 
     @torch.no_grad()
     def __call__(self, image: PIL.Image.Image) -> float:
-        feats = self.backbone(image_to_tensor(image), list(PAPER_STYLE_LAYERS))
-        per_layer = style_losses(feats, self.targets)
-        return float(weighted_style_loss(per_layer, dict.fromkeys(per_layer, 1.0)))
+        tensor = image_to_tensor(image)
+        return float(self.term(self.backbone(tensor, list(self.term.layers)), tensor))
 
 
 def frame_by_frame(clip: CameraClip, style: PIL.Image.Image, backbone: Backbone, options: dict[str, Any]

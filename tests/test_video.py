@@ -301,7 +301,7 @@ def test_long_term_terms(clip_file: Path, tmp_path: Path, tiny: Backbone) -> Non
 
 @pytest.fixture
 def tiny_loader(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(video_run, "load_backbone", lambda model, **kw: tiny_backbone(model, seed=0))
+    monkeypatch.setattr(video_run, "load_network", lambda opts, **kw: tiny_backbone(opts.model, seed=0))
 
 
 def test_command_writes_the_video(clip_file: Path, tmp_path: Path, tiny_loader: None,

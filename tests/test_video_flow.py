@@ -19,10 +19,11 @@ from PIL import Image
 pytest.importorskip("av")
 pytest.importorskip("cv2")
 
+from stylize.geometry import Box  # noqa: E402
+from stylize.loss.temporal import TemporalLoss, temporal_term  # noqa: E402
 from stylize.video import flow as fl  # noqa: E402
 from stylize.video.io import open_clip, write_video  # noqa: E402
 from stylize.video.synthetic import CameraClip, CameraMotion  # noqa: E402
-from stylize.video.temporal import TemporalLoss, temporal_term  # noqa: E402
 
 MOTION = CameraMotion(pan=(2.0, 1.0), zoom=1.01)
 
@@ -136,7 +137,7 @@ def test_temporal_loss_crop_is_the_loss_of_the_tile() -> None:
     gen = torch.Generator().manual_seed(1)
     target, image = torch.rand(1, 3, 12, 16, generator=gen), torch.rand(1, 3, 12, 16, generator=gen)
     mask = (torch.rand(1, 1, 12, 16, generator=gen) > 0.3).float()
-    box = SimpleNamespace(y0=2, x0=4, y1=10, x1=12)
+    box = Box(y0=2, x0=4, y1=10, x1=12)
     tile = TemporalLoss(target, mask, 2.0, "temporal_2").crop(box)
     assert tile.name == "temporal_2" and tile.weight == 2.0
     expected = TemporalLoss(target[..., 2:10, 4:12], mask[..., 2:10, 4:12], 2.0)({}, image[..., 2:10, 4:12])
@@ -157,3 +158,30 @@ def test_temporal_term_factory_resizes_to_each_scale() -> None:
 def test_temporal_loss_refuses_mismatched_shapes() -> None:
     with pytest.raises(ValueError, match="mask"):
         TemporalLoss(torch.zeros(1, 3, 4, 4), torch.zeros(1, 1, 4, 5), 1.0)
+
+
+@pytest.mark.parametrize("tile_size", [0, 64])
+def test_temporal_term_in_a_transfer_whole_and_tiled(small_image: Callable[[str, int], Image.Image],
+                                                     tile_size: int) -> None:
+    """Through stylize.transfer's extra_terms hook, on the whole image and cropped to tiles: a
+    heavy temporal term pulls the masked half of the output to its target (another photo)."""
+    from stylize import transfer
+    from stylize.backbone import tiny_backbone
+    from stylize.imageio import image_to_tensor
+
+    content = small_image("content/forest_stream.jpg", 128)
+    style = small_image("style/van_gogh_starry_night.jpg", 128)
+    target = image_to_tensor(small_image("content/animal_dog.jpg", 128).resize(content.size))
+    mask = torch.zeros(1, 1, *target.shape[2:])
+    mask[..., : target.shape[3] // 2] = 1  # the left half only
+    options = {"size": 128, "scales": "1", "steps": 10, "tile_size": tile_size, "tile_overlap": 16}
+    result = transfer(content, style, backbone=tiny_backbone("vgg19", seed=0),  # starts from the content
+                      extra_terms=[temporal_term(target, mask, 1e4)], **options)
+    out = image_to_tensor(result.image)
+    half = target.shape[3] // 2
+    held = (out - target)[..., :half].abs().mean()
+    free = (out - target)[..., half + 8:].abs().mean()
+    assert "temporal" in result.history[-1]
+    assert held < 0.05 and free > 3 * held
+    if tile_size:
+        assert "tile" in result.history[-1]

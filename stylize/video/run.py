@@ -13,14 +13,15 @@ import numpy as np
 import PIL.Image
 import torch
 
-from stylize.api import ImageSource, Progress, Result, make_options
-from stylize.backbone import Backbone, load_backbone
+from stylize.api import ImageSource, Progress, Result, transfer
+from stylize.backbone import Backbone
 from stylize.errors import InputError, OptionError, OutputError, StopTransfer
 from stylize.imageio import resize_to_long_side
+from stylize.loss.temporal import temporal_term
+from stylize.network import load_network
+from stylize.options import Options
 from stylize.video import flow as flows
-from stylize.video.engine import stylize_frame
 from stylize.video.io import VIDEO_FORMATS, Clip, FrameFolder, is_video_path, open_clip, write_video
-from stylize.video.temporal import temporal_term
 
 #: Weight of the temporal loss; chosen with bench/bench_video.py (docs/video.md).
 DEFAULT_TEMPORAL_WEIGHT = 200.0
@@ -100,17 +101,6 @@ def _describe(value: Any) -> Any:
     return value
 
 
-def _load(opts: Any, download_progress: Callable[[int, int], None] | None) -> Backbone:
-    """The network, loaded once for the whole clip (as :func:`stylize.transfer` would load it)."""
-    from stylize.api import _check_layers  # the same message as a photo run, before any weights load
-    from stylize.backbone.vgg import layer_names
-
-    _check_layers(opts, layer_names(opts.model), opts.model)
-    return load_backbone(opts.model, layers=[*opts.content_layers, *opts.style_layers], weights=opts.weights,
-                         convention=opts.weights_convention, pooling=opts.pooling,
-                         allow_download=opts.allow_download, progress=download_progress)
-
-
 @dataclass
 class _Temporal:
     """How later frames are tied to earlier ones (Ruder et al.): flow quality, weight, frame distances."""
@@ -149,7 +139,7 @@ def _frame_loop(plan: _Plan, styles: list[Any], options: dict[str, Any], backbon
     history: deque[tuple[np.ndarray, PIL.Image.Image]] = deque(maxlen=max(method.distances))
     seconds: list[float] = []
     start = time.perf_counter()
-    later = {**options, "steps": frame_steps, "init": "content"}
+    later = {**options, "steps": frame_steps, "scales": "1"}
     for index, frame in enumerate(plan.clip.frames()):
         if plan.clip.count is not None and index >= plan.clip.count:
             break
@@ -163,8 +153,10 @@ def _frame_loop(plan: _Plan, styles: list[Any], options: dict[str, Any], backbon
         try:
             report("start", None)
             init, terms = method.inputs(flows.gray(frame), history) if history else (None, [])
-            result = stylize_frame(frame, styles, init=init, terms=terms, backbone=backbone, callback=callback,
-                                   options=later if init is not None else options)
+            # The first frame: a normal coarse-to-fine transfer. The next ones: one scale at the
+            # output size, started from the warped previous output, with the temporal terms.
+            result = transfer(frame, styles, callback=callback, backbone=backbone, init_image=init,
+                              extra_terms=terms, **(later if init is not None else options))
             if result.interrupted:  # an unfinished frame is not written
                 return index, seconds, True
             plan.frames.write(index, result.image)
@@ -231,7 +223,7 @@ def video(
     A rerun with the same settings continues after the last finished frame. Ctrl-C returns
     with ``interrupted`` set, keeping the finished frames.
     """
-    opts = make_options(**options)
+    opts = Options.from_kwargs(**options)
     _check(flow, temporal_weight, frame_steps, long_term, frames)
     styles = list(style) if isinstance(style, (list, tuple)) else [style]
     if not styles:
@@ -244,7 +236,7 @@ def video(
     done = plan.frames.prepare(manifest, force=force and not finish)
     result = VideoResult(plan.output, plan.frames.folder, done, plan.clip.count)
     if not finish:
-        backbone = backbone if backbone is not None else _load(opts, download_progress)
+        backbone = backbone if backbone is not None else load_network(opts, progress=download_progress)
         result.done, result.frame_seconds, result.interrupted = _frame_loop(
             plan, styles, options, backbone, method, done, callback, frame_callback, steps, opts.size)
         if not result.interrupted and (result.count is None or result.done < result.count):
