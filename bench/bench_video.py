@@ -120,6 +120,7 @@ def plot(curves: dict[str, tuple[list[float], list[float]]], path: Path) -> None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.2), sharey=True, squeeze=False)
     for ax, (name, (fbf, tmp)) in zip(axes[0], curves.items(), strict=True):
@@ -128,6 +129,7 @@ def plot(curves: dict[str, tuple[list[float], list[float]]], path: Path) -> None
         ax.plot(frames, tmp, label="stylize video (temporal)", color="tab:blue")
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("frame")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("warp error (mean |Δ|, 0-255)")
     axes[0][0].legend(fontsize=8)

@@ -353,3 +353,12 @@ def test_command_refuses_an_image_as_output(clip_file: Path, tmp_path: Path, tin
     assert cli_main(["video", str(clip_file), str(STYLE), "-o", str(tmp_path / "out.png")]) == 2
     assert "give a folder for PNG frames or a video file" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_stylize_video_is_callable_as_a_function(clip_file: Path, tmp_path: Path) -> None:
+    import stylize
+    import stylize.video.io  # noqa: F401  (binds the name stylize.video to the package)
+
+    with pytest.raises(OptionError, match="--flow"):
+        stylize.video(clip_file, STYLE, tmp_path / "o.mp4", flow="best")
+    assert callable(stylize.video) and stylize.video.video is video
