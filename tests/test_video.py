@@ -362,3 +362,11 @@ def test_stylize_video_is_callable_as_a_function(clip_file: Path, tmp_path: Path
     with pytest.raises(OptionError, match="--flow"):
         stylize.video(clip_file, STYLE, tmp_path / "o.mp4", flow="best")
     assert callable(stylize.video) and stylize.video.video is video
+
+
+def test_later_frames_get_a_share_of_the_first_frames_work() -> None:
+    from stylize.options import Options
+
+    steps = [video_run.default_frame_steps(Options.from_kwargs(size=s)) for s in (256, 512, 2048)]
+    assert steps == [14, 8, 8]  # 0.4 x (48/4 + 24), 0.4 x (48/16 + 24/4 + 12)
+    assert video_run.default_frame_steps(Options.from_kwargs(size=256, steps=6)) == 4  # at least 4

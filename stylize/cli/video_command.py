@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--flow", choices=("fast", "medium", "accurate"), default="medium",
                        help="optical flow quality (default medium)")
     video.add_argument("--frame-steps", type=int, metavar="N",
-                       help="most steps of each frame after the first, at one scale (default: --steps / 4)")
+                       help="most steps of each frame after the first, at one scale (default: 0.4 of the first "
+                       "frame's work: 14 at 256 px, 8 at 512 px)")
     video.add_argument("--long-term", metavar="J,...", type=_distances, default=(),
                        help="also hold each frame to the frames J back, e.g. 2,4 (long-term consistency)")
     video.add_argument("--fps", type=float, metavar="F", help="frame rate of a folder of frames (default 25)")

@@ -20,6 +20,7 @@ from stylize.imageio import resize_to_long_side
 from stylize.loss.temporal import temporal_term
 from stylize.network import load_network
 from stylize.options import Options
+from stylize.pyramid import scale_sizes, scale_steps
 from stylize.video import flow as flows
 from stylize.video.io import VIDEO_FORMATS, Clip, FrameFolder, is_video_path, open_clip, write_video
 
@@ -212,7 +213,8 @@ def video(
             ``<stem>_frames`` next to it until the video is written.
         temporal_weight: weight of the temporal loss (0: frame by frame from the warped start).
         flow: optical flow quality, ``fast``, ``medium`` or ``accurate``.
-        frame_steps: most steps of each frame after the first (default ``steps // 4``), one scale.
+        frame_steps: most steps of each frame after the first, at one scale (default
+            :func:`default_frame_steps`: 14 at 256 px, 8 at 512 px with the default ``steps``).
         long_term: further frame distances for long-term terms, e.g. ``(2, 4)``.
         fps: frame rate for a folder of frames (default 25); frames: stylize only the first N.
         force: start over and overwrite; finish: only write the video from the frames done.
@@ -230,7 +232,7 @@ def video(
         raise OptionError("give at least one style image")
     plan = _plan(source, output, fps=fps, force=force, finish=finish, max_pixels=opts.max_pixels, frames_limit=frames)
     method = _Temporal(temporal_weight, flow, tuple(sorted({1, *long_term})))
-    steps = frame_steps or max(1, opts.steps // 4)
+    steps = frame_steps or default_frame_steps(opts)
     manifest = {"source": _describe(source), "styles": _describe(styles), "options": _describe(options),
                 "temporal_weight": temporal_weight, "flow": flow, "frame_steps": steps, "long_term": method.distances}
     done = plan.frames.prepare(manifest, force=force and not finish)
@@ -250,6 +252,20 @@ def video(
         if result.complete and not keep_frames:
             plan.frames.remove()
     return result
+
+
+#: Later frames get this share of the first frame's work (in steps at the output size), so that with
+#: the flows and targets each costs at most about half the first (BENCHMARKS: bench_video.py).
+LATER_FRAME_WORK = 0.4
+
+
+def default_frame_steps(opts: Options) -> int:
+    """Steps of each later frame: :data:`LATER_FRAME_WORK` of the first frame's coarse-to-fine work
+    counted in output-size steps (a step at half the size costs a quarter). The defaults give 14 at
+    256 px (48 + 24 steps at 128 and 256 px), 8 at 512 px and above (48 + 24 + 12); at least 4."""
+    sizes = scale_sizes(opts.scales, opts.size)
+    work = sum(n * (s / sizes[-1]) ** 2 for n, s in zip(scale_steps(opts.steps, len(sizes)), sizes, strict=True))
+    return max(4, round(LATER_FRAME_WORK * work))
 
 
 def _check(flow: str, temporal_weight: float, frame_steps: int | None, long_term: Sequence[int],
