@@ -7,8 +7,9 @@ stands in for VGG (milliseconds per step).
 
 from __future__ import annotations
 
-import builtins
 import json
+import re
+import sys
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -152,18 +153,16 @@ def test_audio_only_file_and_empty_folder_are_refused(tmp_path: Path) -> None:
         open_clip(tmp_path / "empty")
 
 
-def test_missing_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_import = builtins.__import__
-
-    def no_av(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name == "av":
-            raise ImportError("No module named 'av'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_av)
-    monkeypatch.delitem(__import__("sys").modules, "av")
-    with pytest.raises(MissingExtraError, match=r"needs av, which is not installed: pip install 'stylize\[video\]'"):
-        require("av")
+@pytest.mark.parametrize(("module", "package"), [("av", "av"), ("cv2", "opencv-python-headless")])
+def test_missing_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch, clip_file: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str], module: str, package: str) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # "import av" now raises ImportError
+    message = f"stylize video needs {package}, which is not installed: pip install 'stylize[video]'"
+    with pytest.raises(MissingExtraError, match=re.escape(message)):
+        require(module)
+    assert cli_main(["video", str(clip_file), str(STYLE), "-o", str(tmp_path / "o.mp4")]) == 2
+    assert capsys.readouterr().err == f"stylize: error: {message}\n"
+    assert list(tmp_path.iterdir()) == []
 
 
 # --- the per-frame loop ---------------------------------------------------------------------------

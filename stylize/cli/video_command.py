@@ -97,10 +97,6 @@ class FrameBars:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from stylize.video.io import require
-
-    for module in ("av", "cv2"):  # a missing extra is one line, before anything else
-        require(module)
     from stylize.video import video
     from stylize.video.run import DEFAULT_TEMPORAL_WEIGHT
 

@@ -58,6 +58,12 @@ def require(module: str) -> ModuleType:
             "pip install 'stylize[video]'") from None
 
 
+def require_extra() -> None:
+    """Check that the whole ``video`` extra is installed (before any work is done)."""
+    for module in EXTRAS:
+        require(module)
+
+
 def _natural_key(name: str) -> list[Any]:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 

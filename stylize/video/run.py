@@ -22,7 +22,7 @@ from stylize.network import load_network
 from stylize.options import Options
 from stylize.pyramid import scale_sizes, scale_steps
 from stylize.video import flow as flows
-from stylize.video.io import VIDEO_FORMATS, Clip, FrameFolder, is_video_path, open_clip, write_video
+from stylize.video.io import VIDEO_FORMATS, Clip, FrameFolder, is_video_path, open_clip, require_extra, write_video
 
 #: Weight of the temporal loss; chosen with bench/bench_video.py (docs/video.md).
 DEFAULT_TEMPORAL_WEIGHT = 200.0
@@ -225,6 +225,7 @@ def video(
     A rerun with the same settings continues after the last finished frame. Ctrl-C returns
     with ``interrupted`` set, keeping the finished frames.
     """
+    require_extra()  # a missing extra is one line, before anything else
     opts = Options.from_kwargs(**options)
     _check(flow, temporal_weight, frame_steps, long_term, frames)
     styles = list(style) if isinstance(style, (list, tuple)) else [style]
