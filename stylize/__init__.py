@@ -23,6 +23,7 @@ _EXPORTS = {
     "Options": "stylize.options", "StopReason": "stylize.optimize",
     "InputError": "stylize.errors", "OptionError": "stylize.errors", "OutputError": "stylize.errors",
     "StopTransfer": "stylize.errors", "StylizeError": "stylize.errors", "WeightsError": "stylize.errors",
+    "video": "stylize.video",
 }
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from stylize.errors import InputError, OptionError, OutputError, StopTransfer, StylizeError, WeightsError
     from stylize.optimize import StopReason
     from stylize.options import Options
+    from stylize.video import video
 
 
 def __getattr__(name: str) -> Any:
@@ -44,5 +46,5 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "InputError", "OptionError", "Options", "OutputError", "Progress", "Result", "StopReason", "StopTransfer",
-    "StylizeError", "WeightsError", "transfer",
+    "StylizeError", "WeightsError", "transfer", "video",
 ]
