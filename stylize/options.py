@@ -37,6 +37,9 @@ STYLE_LOSS_KINDS = ("gram", "wasserstein", "sliced")
 INITS = ("content", "noise")
 PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 PAPER_CONTENT_LAYERS = ("relu4_2",)
+#: the default content layers: the paper's relu4_2 and relu2_2, which keeps the photo's outlines and
+#: shading (BENCHMARKS.md, "Quality": SSIM 0.34 -> 0.4x at a higher style_gain)
+DEFAULT_CONTENT_LAYERS = ("relu2_2", "relu4_2")
 
 
 def _opt(default: Any, help: str, *, choices: tuple[str, ...] | None = None, metavar: str | None = None,
@@ -65,10 +68,10 @@ class Options:
     window: int = _opt(20, "steps over which --tol is measured", group="optimizer")
     # --- losses
     content_weight: float = _opt(1.0, "weight of the content loss", group="loss")
-    style_weight: float = _opt(10.0, "weight of the style loss (losses are normalized per layer, so "
+    style_weight: float = _opt(16.0, "weight of the style loss (losses are normalized per layer, so "
                                "the same value works at any size and for every model)", group="loss")
     tv_weight: float = _opt(0.0, "weight of the total-variation smoothness term", group="loss")
-    content_layers: tuple[str, ...] = _opt(PAPER_CONTENT_LAYERS, "content layers, comma separated",
+    content_layers: tuple[str, ...] = _opt(DEFAULT_CONTENT_LAYERS, "content layers, comma separated",
                                            metavar="LAYERS", group="loss")
     style_layers: tuple[str, ...] = _opt(PAPER_STYLE_LAYERS, "style layers, comma separated",
                                          metavar="LAYERS", group="loss")

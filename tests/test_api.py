@@ -62,7 +62,8 @@ def test_history_columns(pair: tuple[Image.Image, Image.Image], tiny: Backbone) 
     assert set(row) == expected
     assert all(isinstance(row[k], float) for k in ("total", "content", "style", "style_relu1_1", "tv"))
     assert row["content"] == 0  # the run starts from the content image
-    assert row["total"] == pytest.approx(row["content"] + 10 * row["style"] + 0.1 * row["tv"], rel=1e-5)
+    weight = Options().style_weight  # the default (16)
+    assert row["total"] == pytest.approx(row["content"] + weight * row["style"] + 0.1 * row["tv"], rel=1e-5)
 
 
 def test_style_loss_falls(pair: tuple[Image.Image, Image.Image], tiny: Backbone) -> None:
