@@ -27,7 +27,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stylize.api import Progress, Result, make_options, transfer
 from stylize.backbone import Backbone, load_backbone
@@ -39,6 +39,9 @@ from stylize.options import Options, flag, scale_sizes, scale_steps
 UNKEYED_OPTIONS = frozenset({"device", "max_pixels", "allow_download"})
 #: Options that may name a file whose content changes the picture.
 FILE_OPTIONS = ("mask", "init", "weights")
+
+if TYPE_CHECKING:
+    from stylize.batch.executors import Executor
 
 BackboneFactory = Callable[[Options], Backbone]
 
@@ -129,6 +132,7 @@ class GridRun:
     results: list[CellResult] = field(default_factory=list)
     skipped: list[Cell] = field(default_factory=list)
     interrupted: bool = False  # a run was stopped (Ctrl-C or StopTransfer); later cells were not run
+    failed: list[tuple[Cell, str]] = field(default_factory=list)  # cells that failed, with their one-line error
     seconds: float = 0.0
 
 
@@ -143,7 +147,7 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def _file_digest(path: str, what: str) -> str:
+def file_digest(path: str, what: str) -> str:
     try:
         digest = hashlib.sha256()
         with open(path, "rb") as handle:
@@ -158,7 +162,7 @@ def _file_digest(path: str, what: str) -> str:
         raise InputError(path, f"{what}: cannot read ({exc.strerror or exc})") from None
 
 
-def _slug(text: str, limit: int = 40) -> str:
+def slug(text: str, limit: int = 40) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-.")[:limit] or "x"
 
 
@@ -168,7 +172,7 @@ def _option_files(options: Options) -> dict[str, str]:
     for name in FILE_OPTIONS:
         value = getattr(options, name, None)
         if isinstance(value, str) and not (name == "init" and value in ("content", "noise")) and Path(value).is_file():
-            files[name] = _file_digest(value, f"--{flag(name)}")
+            files[name] = file_digest(value, f"--{flag(name)}")
     return files
 
 
@@ -244,8 +248,8 @@ def plan_grid(
 
     content_list = _dedupe([str(c) for c in contents])
     style_list = _dedupe([str(s) for s in styles])
-    digests = {path: _file_digest(path, "content image") for path in content_list}
-    digests.update({path: _file_digest(path, "style image") for path in style_list if path not in digests})
+    digests = {path: file_digest(path, "content image") for path in content_list}
+    digests.update({path: file_digest(path, "style image") for path in style_list if path not in digests})
 
     def axis(images: list[str], params: list[str]) -> list[Axis]:
         combos = itertools.product(range(len(images)), *(swept[p] for p in params))
@@ -260,8 +264,8 @@ def plan_grid(
             validated = make_options(**options)
             content, style = content_list[row.image], style_list[col.image]
             key = cell_key(digests[content], digests[style], validated)
-            values = "_".join(_slug(f"{flag(k)}-{format_value(v)}", 30) for k, v in params.items())
-            stem = f"{_slug(Path(content).stem, 24)}__{_slug(Path(style).stem, 24)}"
+            values = "_".join(slug(f"{flag(k)}-{format_value(v)}", 30) for k, v in params.items())
+            stem = f"{slug(Path(content).stem, 24)}__{slug(Path(style).stem, 24)}"
             name = f"{stem}__{values + '__' if values else ''}{key[:8]}.png"
             cells.append(Cell(index=len(cells), row=r, col=c, content=content, style=style, params=params,
                               options=options, key=key, name=name))
@@ -318,7 +322,7 @@ def default_backbone_factory(download_progress: Callable[[int, int], None] | Non
     return factory
 
 
-def _network_key(opts: Options) -> tuple[Any, ...]:
+def network_key(opts: Options) -> tuple[Any, ...]:
     return opts.model, opts.weights, opts.weights_convention, opts.pooling
 
 
@@ -328,7 +332,7 @@ def _load_networks(cells: Sequence[Cell], factory: BackboneFactory) -> dict[tupl
     first: dict[tuple[Any, ...], Options] = {}
     for cell in cells:
         opts = make_options(**cell.options)
-        key = _network_key(opts)
+        key = network_key(opts)
         first.setdefault(key, opts)
         layers.setdefault(key, {}).update(dict.fromkeys([*opts.content_layers, *opts.style_layers]))
     networks = {}
@@ -347,8 +351,10 @@ def run_grid(
     callback: Callable[[GridProgress], None] | None = None,
     on_result: Callable[[CellResult], None] | None = None,
     download_progress: Callable[[int, int], None] | None = None,
+    executor: Executor | None = None,
+    retries: int = 0,
 ) -> GridRun:
-    """Run the cells of ``grid`` whose key is not in ``skip``, in order.
+    """Run the cells of ``grid`` whose key is not in ``skip`` (in order, on one executor).
 
     Args:
         skip: keys of cells already done (they are reported in ``GridRun.skipped``).
@@ -360,40 +366,49 @@ def run_grid(
             from it stops the current cell (its best image is kept) and the grid.
         on_result: called with each finished cell as soon as it is done (save it there).
         download_progress: ``(done, total)`` bytes while weights are downloaded.
+        executor: where the cells run (:mod:`stylize.batch.executors`: worker processes, Ray);
+            default: this process, with the networks loaded up front and shared by the cells.
+        retries: runs again a cell whose worker died (see :func:`stylize.batch.run_batch`).
 
     A cell whose run was interrupted is reported through ``on_result`` (its result says so) and
-    ends the grid with ``interrupted`` set. Networks are loaded once and shared by the cells.
+    ends the grid with ``interrupted`` set; a cell that fails (a corrupt image) is recorded in
+    ``GridRun.failed`` and the grid goes on.
     """
+    from stylize.batch.executors import InlineExecutor
+    from stylize.batch.jobs import Job
+    from stylize.batch.run import run_batch
+
     start = time.perf_counter()
     todo = [cell for cell in grid.cells if cell.key not in skip]
     run = GridRun(skipped=[cell for cell in grid.cells if cell.key in skip])
-    networks: dict[tuple[Any, ...], Backbone] = {}
-    if backbone is None and todo:
-        networks = _load_networks(todo, backbone_factory or default_backbone_factory(download_progress))
-    work = [planned_work(cell) for cell in todo]
-    total_work = sum(work) or 1.0
-    for position, (cell, cell_work) in enumerate(zip(todo, work, strict=True), start=1):
-        net = backbone if backbone is not None else networks[_network_key(make_options(**cell.options))]
-        done_work = sum(work[: position - 1])
+    if executor is None:
+        networks: dict[tuple[Any, ...], Backbone] = {}
+        if backbone is None and todo:
+            networks = _load_networks(todo, backbone_factory or default_backbone_factory(download_progress))
+        executor = InlineExecutor(backbone=backbone, networks=networks, transfer_fn=transfer)
+    cells = {cell.key: cell for cell in todo}
+    position = {cell.key: i for i, cell in enumerate(todo, start=1)}
+    jobs = [Job(index=c.index, content=c.content, style=c.style, options=c.options, key=c.key, name=c.name,
+                params=c.params) for c in todo]
 
-        def on_step(p: Progress, cell: Cell = cell, position: int = position, done_work: float = done_work,
-                    cell_work: float = cell_work) -> None:
-            if callback is None:
-                return
-            fraction = min(1.0, (done_work + p.fraction * cell_work) / total_work)
-            elapsed = time.perf_counter() - start
-            eta = elapsed * (1 - fraction) / fraction if fraction > 0 else None
-            callback(GridProgress(cell=cell, position=position, to_run=len(todo), skipped=len(run.skipped),
-                                  step=p, fraction=fraction, elapsed=elapsed, eta=eta))
+    def on_step(p: Any) -> None:
+        if callback is not None:
+            callback(GridProgress(cell=cells[p.job.key], position=position[p.job.key], to_run=len(todo),
+                                  skipped=len(run.skipped), step=p.step, fraction=p.fraction, elapsed=p.elapsed,
+                                  eta=p.eta))
 
-        result = transfer(cell.content, cell.style, callback=on_step, backbone=net, **cell.options)
-        done = CellResult(cell=cell, result=result, entry=index_entry(cell, result))
-        run.results.append(done)
+    for done in run_batch(jobs, executor=executor, retries=retries, callback=on_step):
+        cell = cells[done.job.key]
+        if done.result is None:
+            if done.status == "failed":
+                run.failed.append((cell, done.error or "failed"))
+            run.interrupted = run.interrupted or done.status == "interrupted"
+            continue
+        item = CellResult(cell=cell, result=done.result, entry=index_entry(cell, done.result))
+        run.results.append(item)
         if on_result is not None:
-            on_result(done)
-        if result.interrupted:
-            run.interrupted = True
-            break
+            on_result(item)
+        run.interrupted = run.interrupted or done.result.interrupted
     run.seconds = time.perf_counter() - start
     return run
 
