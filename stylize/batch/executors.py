@@ -234,7 +234,7 @@ class Executor:
         """Stop the workers."""
 
     def record(self, outcome: Outcome) -> Outcome:
-        if outcome.worker:
+        if outcome.worker and outcome.network_loads:
             self.network_loads[outcome.worker] = max(self.network_loads.get(outcome.worker, 0),
                                                      outcome.network_loads)
         return outcome

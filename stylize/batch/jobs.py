@@ -13,6 +13,7 @@ import dataclasses
 import glob
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -20,7 +21,7 @@ from typing import Any
 
 from stylize.api import make_options
 from stylize.errors import InputError, OptionError
-from stylize.grid import cell_key, file_digest, format_value, slug
+from stylize.grid import cell_key, file_digest, format_value
 from stylize.options import Options, flag
 
 #: Files taken from a folder (and from a glob): the image formats stylize reads.
@@ -80,7 +81,10 @@ def expand_images(paths: Iterable[str | os.PathLike[str]], what: str) -> list[st
 
 def output_name(content: str, style: str, key: str, fmt: str) -> str:
     """``content-stem__style-stem__KEY8.fmt``: deterministic, so a rerun finds its results."""
-    return f"{slug(Path(content).stem, 32)}__{slug(Path(style).stem, 32)}__{key[:8]}.{fmt}"
+    def stem(path: str) -> str:  # the file's stem, with anything but letters, digits, "_", "-" and "." as "-"
+        return re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(path).stem).strip("-.")[:40] or "x"
+
+    return f"{stem(content)}__{stem(style)}__{key[:8]}.{fmt}"
 
 
 class _Digests:

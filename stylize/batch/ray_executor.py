@@ -92,6 +92,7 @@ class RayExecutor(Executor):
         self.actors: list[Any] = []
         self.idle: list[Any] = []
         self.running: dict[Any, tuple[Any, Task]] = {}
+        self.names: dict[str, str] = {}  # key of a running task -> its actor's name
         self.failed: list[Outcome] = []  # tasks that could not even be sent (an unreadable file)
         self.queue: Any = None
 
@@ -138,6 +139,7 @@ class RayExecutor(Executor):
                                                                      f"({exc.strerror or exc})"))
                 return
         self.running[actor.run.remote(task)] = (actor, task)
+        self.names[task.key] = f"ray-{self.actors.index(actor) + 1}"
 
     def poll(self, timeout: float, on_step: Callable[[StepInfo], None]) -> list[Outcome]:
         ray = self.ray
@@ -165,9 +167,13 @@ class RayExecutor(Executor):
             return self.ray.get(ref)
         except exceptions.RayActorError as exc:
             reason = " ".join(str(exc).split())[:160]
-            return Outcome(task.key, "ray", retryable=True, error=f"the Ray worker died during the job ({reason})")
+            return Outcome(task.key, self.names.pop(task.key, "ray"), retryable=True,
+                           error=f"the Ray worker died during the job ({reason})")
         except exceptions.RayError as exc:
-            return Outcome(task.key, "ray", retryable=True, error=" ".join(str(exc).split())[:300])
+            return Outcome(task.key, self.names.pop(task.key, "ray"), retryable=True,
+                           error=" ".join(str(exc).split())[:300])
+        finally:
+            self.names.pop(task.key, None)
 
     def cancel(self) -> None:
         self._stop()
