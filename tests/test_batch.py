@@ -295,7 +295,7 @@ def test_cli_batch_exit_status_says_whether_every_job_succeeded(
             "--scales", "1", "-q", "--workers", "0", "--format", "jpg"]
     assert cli_main(args) == 1
     printed = capsys.readouterr().out
-    assert "failed: corrupt.png x hokusai_great_wave.png: " in printed
+    assert "failed: corrupt x hokusai_great_wave: " in printed
     runs = {Path(r["content"]).name: r for r in json.loads((out / "index.json").read_text())["runs"]}
     assert runs["corrupt.png"]["status"] == "failed" and "corrupt.png: content image" in runs["corrupt.png"]["error"]
     assert runs["animal_dog.png"]["file"].endswith(".jpg") and (out / runs["animal_dog.png"]["file"]).is_file()

@@ -13,7 +13,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,27 +65,41 @@ def is_done(entry: dict[str, Any] | None, folder: Path) -> bool:
     return entry is not None and entry.get("status", "done") == "done" and (folder / str(entry["file"])).is_file()
 
 
-def write_index(folder: Path, entries: dict[str, dict[str, Any]], order: Iterable[str] = (),
+def compact(entry: Mapping[str, Any]) -> str:
+    """A record as one line of JSON: how a long batch keeps its records (a few hundred bytes each, not
+    the several kilobytes of a dict of dicts), so the driver's memory stays flat."""
+    return json.dumps(entry, separators=(",", ":"), default=str)
+
+
+def write_index(folder: Path, entries: Mapping[str, Mapping[str, Any] | str], order: Iterable[str] = (),
                 kind: str = "grid") -> None:
-    """index.json (the keys in ``order`` first, then every other run in DIR) and index.csv."""
+    """index.json (the keys in ``order`` first, then every other run in DIR) and index.csv.
+
+    ``entries`` maps keys to records, as dicts or as :func:`compact` JSON text.
+    """
     keys = [key for key in order if key in entries]
     seen = set(keys)
     keys += [key for key in entries if key not in seen]
-    runs = [entries[key] for key in keys]
-    write_text_atomically(folder / INDEX_JSON, json.dumps({"stylize_grid": INDEX_VERSION, "kind": kind,
-                                                           "runs": runs}, indent=1, default=str))
+    texts = (e if isinstance(e, str) else compact(e) for e in (entries[key] for key in keys))
+    header = json.dumps({"stylize_grid": INDEX_VERSION, "kind": kind})[:-1]
+    write_text_atomically(folder / INDEX_JSON, header + ', "runs": [\n' + ",\n".join(texts) + "\n]}\n")
     params: dict[str, None] = {}
-    for run in runs:
-        params.update(dict.fromkeys(run.get("params", {})))
+    for key in keys:
+        params.update(dict.fromkeys(_record(entries[key]).get("params", {})))
     buffer = io.StringIO()
     columns = list(dict.fromkeys([*CSV_FIRST, *params, *CSV_LAST]))
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
-    for run in runs:
+    for key in keys:
+        run = _record(entries[key])
         values = run.get("params", {})
         writer.writerow({**{k: _csv_value(v) for k, v in run.items() if k != "params"},
                          **{k: _csv_value(v) for k, v in values.items()}})
     write_text_atomically(folder / INDEX_CSV, buffer.getvalue())
+
+
+def _record(entry: Mapping[str, Any] | str) -> Mapping[str, Any]:
+    return json.loads(entry) if isinstance(entry, str) else entry
 
 
 def index_logs(path: Path) -> list[Path]:
@@ -108,4 +122,4 @@ def _csv_value(value: Any) -> Any:
     return "" if value is None else value
 
 
-__all__ = ["INDEX_CSV", "INDEX_JSON", "index_logs", "is_done", "prepare_folder", "read_index", "write_index"]
+__all__ = ["INDEX_CSV", "INDEX_JSON", "compact", "index_logs", "is_done", "prepare_folder", "read_index", "write_index"]

@@ -19,7 +19,7 @@ from typing import Any
 from tqdm import tqdm
 
 from stylize.batch.executors import DEFAULT_WORKERS, Executor, InlineExecutor, make_executor
-from stylize.batch.index import INDEX_CSV, INDEX_JSON, is_done, prepare_folder, read_index, write_index
+from stylize.batch.index import INDEX_CSV, INDEX_JSON, compact, is_done, prepare_folder, read_index, write_index
 from stylize.batch.jobs import FORMATS, Job, check_format, plan_jobs, read_manifest
 from stylize.batch.run import BatchProgress, JobResult, run_batch
 from stylize.cli.common import EXIT_INTERRUPTED, ArgumentParser, add_option_flags, option_values
@@ -184,7 +184,8 @@ class Recorder:
     def __init__(self, folder: Path, jobs: list[Job], entries: dict[str, dict[str, Any]]) -> None:
         self.folder = folder
         self.order = [job.key for job in jobs]
-        self.entries = entries
+        self.entries: dict[str, str] = {key: compact(entry) for key, entry in entries.items()}
+        self.failed: list[tuple[str, str]] = []  # this run's failed jobs: label, error
         self.written = 0.0
         self.dirty = False
 
@@ -197,8 +198,10 @@ class Recorder:
             except OutputError as exc:  # a full disk, a file in the way: this job failed, the batch goes on
                 item = JobResult(item.job, "failed", error=str(exc), attempts=item.attempts, worker=item.worker,
                                  network_loads=item.network_loads)
+        if item.status == "failed":
+            self.failed.append((item.job.label(), item.error or ""))
         if item.status in ("done", "failed"):
-            self.entries[item.job.key] = item.entry()
+            self.entries[item.job.key] = compact(item.entry())
             self.dirty = True
             self.flush(force=False)
         return item
@@ -250,10 +253,8 @@ def main(argv: list[str]) -> int:
         bars.close()
         recorder.flush()
         print(summary(counts, time.perf_counter() - start, executor.network_loads, by_worker))
-    for item_key in (job.key for job in jobs):
-        entry = entries.get(item_key)
-        if entry is not None and entry.get("status") == "failed" and item_key not in done:
-            print(f"failed: {Path(entry['content']).name} x {Path(entry['style']).name}: {entry['error']}")
+    for label, message in recorder.failed:
+        print(f"failed: {label}: {message}")
     print(f"wrote {counts['done']} result(s) to {folder}; {folder / INDEX_JSON}, {folder / INDEX_CSV}")
     if counts["interrupted"]:
         return EXIT_INTERRUPTED
