@@ -347,3 +347,17 @@ def test_cli_batch_ctrl_c_keeps_finished_results_and_the_next_run_resumes(
     assert re.search(r"^main\s+4\s+1$", printed, re.M)  # worker, jobs, network loads
     assert tiny_cli["executors"] == 1
     assert len(json.loads((out / "index.json").read_text())["runs"]) == 6
+
+
+def test_cli_batch_an_unwritable_output_fails_its_job_alone(
+        inputs: dict[str, Path], tmp_path: Path, tiny_cli: dict[str, int],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    job = plan_jobs([inputs["content"] / "forest_stream.png"], [inputs["style"] / "hokusai_great_wave.png"], FAST)[0]
+    (out / job.name).mkdir()  # something in the way of this one result
+    assert cli_main(_args(inputs, out)) == 1
+    runs = {r["file"]: r for r in json.loads((out / "index.json").read_text())["runs"]}
+    assert runs[job.name]["status"] == "failed" and "cannot write" in runs[job.name]["error"]
+    assert sum(r["status"] == "done" for r in runs.values()) == 5
+    assert re.search(r"^failed\s+1$", capsys.readouterr().out, re.M)

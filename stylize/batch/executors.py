@@ -27,6 +27,7 @@ import queue
 import signal
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,6 +271,7 @@ def _worker_main(name: str, inbox: Any, outbox: Any, factory: BackboneFactory | 
                  hook: StepHook | None) -> None:
     """A worker process: its own network cache, ``threads`` torch threads; Ctrl-C is the driver's."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    warnings.formatwarning = _one_line
     import torch
 
     torch.set_num_threads(threads)
@@ -285,6 +287,11 @@ def _worker_main(name: str, inbox: Any, outbox: Any, factory: BackboneFactory | 
 
     while (task := inbox.get()) is not None:
         outbox.put(("done", name, worker.run(task, report=report)))
+
+
+def _one_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+              line: str | None = None) -> str:
+    return f"stylize: warning: {message}\n"
 
 
 @dataclass

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from stylize.batch.executors import DEFAULT_WORKERS, Executor, InlineExecutor, make_executor
 from stylize.batch.index import INDEX_CSV, INDEX_JSON, compact, is_done, prepare_folder, read_index, write_index
 from stylize.batch.jobs import FORMATS, Job, check_format, plan_jobs, read_manifest
+from stylize.batch.ray_executor import import_ray
 from stylize.batch.run import BatchProgress, JobResult, run_batch
 from stylize.cli.common import EXIT_INTERRUPTED, ArgumentParser, add_option_flags, option_values
 from stylize.cli.files import write_log
@@ -50,7 +51,8 @@ def add_executor_flags(parser: argparse.ArgumentParser, *, default_workers: int)
     """--workers, --ray, --shared-storage, --cpus-per-job, --gpus-per-job, --retries (batch and grid)."""
     group = parser.add_argument_group("where the jobs run")
     shown = "this process" if default_workers == 0 else str(default_workers)
-    group.add_argument("--workers", type=int, default=default_workers, metavar="N",
+    parser.set_defaults(default_workers=default_workers)
+    group.add_argument("--workers", type=int, metavar="N",
                        help=f"local worker processes, each with cores/N threads and its own network; 0 runs in "
                             f"this process (default: {shown}); with --ray: the number of Ray actors "
                             f"(default: as many as the cluster's CPUs allow)")
@@ -71,19 +73,21 @@ def add_executor_flags(parser: argparse.ArgumentParser, *, default_workers: int)
 
 def executor_from_args(args: argparse.Namespace) -> Executor | None:
     """The executor the flags ask for; None for "this process" (the caller's default)."""
-    if args.workers < 0:
+    if args.workers is not None and args.workers < 0:
         raise OptionError("--workers: must be 0 or more")
     if args.retries < 0:
         raise OptionError("--retries: must be 0 or more")
     if args.ray is None:
         if args.shared_storage or args.gpus_per_job is not None or args.cpus_per_job != 1:
             raise OptionError("--shared-storage, --cpus-per-job and --gpus-per-job go with --ray")
-        return None if args.workers == 0 else make_executor(workers=args.workers)
+        workers = args.default_workers if args.workers is None else args.workers
+        return None if workers == 0 else make_executor(workers=workers)
+    import_ray()  # a one-line error now, before any work, when Ray is not installed
     gpus = args.gpus_per_job
     if gpus is None:
         gpus = 1.0 if getattr(args, "device", None) == "cuda" else 0.0
-    return make_executor(workers=args.workers, ray=args.ray, cpus_per_job=args.cpus_per_job, gpus_per_job=gpus,
-                         shared_storage=args.shared_storage)
+    return make_executor(workers=args.workers or 0, ray=args.ray, cpus_per_job=args.cpus_per_job,
+                         gpus_per_job=gpus, shared_storage=args.shared_storage)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -221,7 +225,8 @@ def summary(results: dict[str, int], seconds: float, loads: dict[str, int], jobs
     lines.append(f"{'time':<12} {seconds:>6.0f} s ({rate:.0f} images/hour)")
     if jobs_by_worker:
         lines.append(f"{'worker':<20} {'jobs':>6} {'network loads':>14}")
-        lines += [f"{worker:<20} {count:>6} {loads.get(worker, 0):>14}" for worker, count in jobs_by_worker.items()]
+        lines += [f"{worker:<20} {count:>6} {loads.get(worker, 0):>14}"
+                  for worker, count in sorted(jobs_by_worker.items())]
     return "\n".join(lines)
 
 
