@@ -46,7 +46,8 @@ BackboneFactory = Callable[[Options], Backbone]
 StepHook = Callable[["Task", Progress], None]
 #: Files that options may name and that are sent along with the images when paths are not shared.
 SENT_OPTION_FILES = ("mask", "init")
-#: ``--workers`` of ``stylize batch`` when not given (chosen from bench/bench_batch.py, see docs/batch.md).
+#: ``--workers`` of ``stylize batch`` when not given: one process with every core, the least memory (provisional:
+#: bench/bench_batch.py compares 1 and 2 workers; see docs/batch.md).
 DEFAULT_WORKERS = 1
 #: Seconds between two progress messages from a worker process (the last step of a scale always goes).
 REPORT_EVERY = 0.2
