@@ -17,29 +17,31 @@ sheet drawn by :func:`stylize.sheet.contact_sheet`).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
-import json
 import os
-import re
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stylize.api import Progress, Result, make_options, transfer
 from stylize.backbone import Backbone, load_backbone
 from stylize.backbone.weights import available_weights
-from stylize.errors import InputError, OptionError
+from stylize.errors import OptionError
 from stylize.options import Options, flag
-from stylize.pyramid import scale_sizes, scale_steps
+from stylize.runs import (
+    cell_key,
+    file_digest,
+    format_value,
+    index_entry,
+    network_key,
+    planned_work,
+    slug,
+)
 
-#: Options that do not change the picture (or only by rounding): left out of a cell's key.
-UNKEYED_OPTIONS = frozenset({"device", "max_pixels", "allow_download"})
-#: Options that may name a file whose content changes the picture.
-FILE_OPTIONS = ("mask", "init", "weights")
+if TYPE_CHECKING:
+    from stylize.batch.executors import Executor
 
 BackboneFactory = Callable[[Options], Backbone]
 
@@ -130,56 +132,8 @@ class GridRun:
     results: list[CellResult] = field(default_factory=list)
     skipped: list[Cell] = field(default_factory=list)
     interrupted: bool = False  # a run was stopped (Ctrl-C or StopTransfer); later cells were not run
+    failed: list[tuple[Cell, str]] = field(default_factory=list)  # cells that failed, with their one-line error
     seconds: float = 0.0
-
-
-def format_value(value: Any) -> str:
-    """An option value as written on the command line (``10``, ``0.5``, ``relu1_1,relu2_1``)."""
-    if value is None:
-        return "default"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, (tuple, list)):
-        return ",".join(format_value(v) for v in value)
-    return str(value)
-
-
-def _file_digest(path: str, what: str) -> str:
-    try:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
-    except FileNotFoundError:
-        raise InputError(path, f"{what}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(path, f"{what}: is a directory") from None
-    except OSError as exc:
-        raise InputError(path, f"{what}: cannot read ({exc.strerror or exc})") from None
-
-
-def _slug(text: str, limit: int = 40) -> str:
-    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-.")[:limit] or "x"
-
-
-def _option_files(options: Options) -> dict[str, str]:
-    """Digests of the files named by options (a mask, an init image, a weights file): their content counts."""
-    files = {}
-    for name in FILE_OPTIONS:
-        value = getattr(options, name, None)
-        if isinstance(value, str) and not (name == "init" and value in ("content", "noise")) and Path(value).is_file():
-            files[name] = _file_digest(value, f"--{flag(name)}")
-    return files
-
-
-def cell_key(content_digest: str, style_digest: str, options: Options) -> str:
-    """The stable key of a run: a hash of both images and every option that changes the picture
-    (for options naming a file, also of the file's content)."""
-    keyed = {k: v for k, v in dataclasses.asdict(options).items() if k not in UNKEYED_OPTIONS}
-    text = json.dumps({"content": content_digest, "style": style_digest, "options": keyed,
-                       "files": _option_files(options)}, sort_keys=True, default=list)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _dedupe(values: Sequence[Any]) -> list[Any]:
@@ -245,8 +199,8 @@ def plan_grid(
 
     content_list = _dedupe([str(c) for c in contents])
     style_list = _dedupe([str(s) for s in styles])
-    digests = {path: _file_digest(path, "content image") for path in content_list}
-    digests.update({path: _file_digest(path, "style image") for path in style_list if path not in digests})
+    digests = {path: file_digest(path, "content image") for path in content_list}
+    digests.update({path: file_digest(path, "style image") for path in style_list if path not in digests})
 
     def axis(images: list[str], params: list[str]) -> list[Axis]:
         combos = itertools.product(range(len(images)), *(swept[p] for p in params))
@@ -261,49 +215,13 @@ def plan_grid(
             validated = make_options(**options)
             content, style = content_list[row.image], style_list[col.image]
             key = cell_key(digests[content], digests[style], validated)
-            values = "_".join(_slug(f"{flag(k)}-{format_value(v)}", 30) for k, v in params.items())
-            stem = f"{_slug(Path(content).stem, 24)}__{_slug(Path(style).stem, 24)}"
+            values = "_".join(slug(f"{flag(k)}-{format_value(v)}", 30) for k, v in params.items())
+            stem = f"{slug(Path(content).stem, 24)}__{slug(Path(style).stem, 24)}"
             name = f"{stem}__{values + '__' if values else ''}{key[:8]}.png"
             cells.append(Cell(index=len(cells), row=r, col=c, content=content, style=style, params=params,
                               options=options, key=key, name=name))
     return Grid(contents=content_list, styles=style_list, sweeps=swept, fixed=fixed, row_params=row_params,
                 col_params=col_params, rows=row_axes, cols=col_axes, cells=cells)
-
-
-def planned_work(cell: Cell) -> float:
-    """The planned cost of a cell in pixel-steps of a square image (for progress and ETA)."""
-    opts = make_options(**cell.options)
-    sizes = scale_sizes(opts.scales, opts.size)
-    return float(sum(s * s * n for s, n in zip(sizes, scale_steps(opts.steps, len(sizes)), strict=True)))
-
-
-def index_entry(cell: Cell, result: Result) -> dict[str, Any]:
-    """The record of a finished cell: inputs, swept values, network actually used, time, losses, stop reason."""
-    last_scale = result.history[-1]["scale"] if result.history else 0
-    rows = [row for row in result.history if row["scale"] == last_scale]
-    best = min(rows, key=lambda row: row["total"]) if rows else {}
-    return {
-        "key": cell.key,
-        "file": cell.name,
-        "log": cell.log_name,
-        "content": cell.content,
-        "style": cell.style,
-        "params": {flag(k): v for k, v in cell.params.items()},
-        "model": result.settings.get("model"),
-        "arch": result.settings.get("arch"),
-        "network": result.settings.get("network"),
-        "width": result.image.width,
-        "height": result.image.height,
-        "steps": len(result.history),
-        "seconds": round(result.seconds, 2),
-        "stop_reason": result.stop_reason,
-        "stop_reasons": list(result.stop_reasons),
-        "loss_total": best.get("total"),
-        "loss_content": best.get("content"),
-        "loss_style": best.get("style"),
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "settings": result.settings,
-    }
 
 
 def default_backbone_factory(download_progress: Callable[[int, int], None] | None = None) -> BackboneFactory:
@@ -319,17 +237,13 @@ def default_backbone_factory(download_progress: Callable[[int, int], None] | Non
     return factory
 
 
-def _network_key(opts: Options) -> tuple[Any, ...]:
-    return opts.model, opts.weights, opts.weights_convention, opts.pooling
-
-
 def _load_networks(cells: Sequence[Cell], factory: BackboneFactory) -> dict[tuple[Any, ...], Backbone]:
     """One network per (model, weights, convention, pooling), cut after the deepest layer any cell needs."""
     layers: dict[tuple[Any, ...], dict[str, None]] = {}
     first: dict[tuple[Any, ...], Options] = {}
     for cell in cells:
         opts = make_options(**cell.options)
-        key = _network_key(opts)
+        key = network_key(opts)
         first.setdefault(key, opts)
         layers.setdefault(key, {}).update(dict.fromkeys([*opts.content_layers, *opts.style_layers]))
     networks = {}
@@ -348,8 +262,10 @@ def run_grid(
     callback: Callable[[GridProgress], None] | None = None,
     on_result: Callable[[CellResult], None] | None = None,
     download_progress: Callable[[int, int], None] | None = None,
+    executor: Executor | None = None,
+    retries: int = 0,
 ) -> GridRun:
-    """Run the cells of ``grid`` whose key is not in ``skip``, in order.
+    """Run the cells of ``grid`` whose key is not in ``skip`` (in order, on one executor).
 
     Args:
         skip: keys of cells already done (they are reported in ``GridRun.skipped``).
@@ -361,40 +277,49 @@ def run_grid(
             from it stops the current cell (its best image is kept) and the grid.
         on_result: called with each finished cell as soon as it is done (save it there).
         download_progress: ``(done, total)`` bytes while weights are downloaded.
+        executor: where the cells run (:mod:`stylize.batch.executors`: worker processes, Ray);
+            default: this process, with the networks loaded up front and shared by the cells.
+        retries: runs again a cell whose worker died (see :func:`stylize.batch.run_batch`).
 
     A cell whose run was interrupted is reported through ``on_result`` (its result says so) and
-    ends the grid with ``interrupted`` set. Networks are loaded once and shared by the cells.
+    ends the grid with ``interrupted`` set; a cell that fails (a corrupt image) is recorded in
+    ``GridRun.failed`` and the grid goes on.
     """
+    from stylize.batch.executors import InlineExecutor
+    from stylize.batch.jobs import Job
+    from stylize.batch.run import run_batch
+
     start = time.perf_counter()
     todo = [cell for cell in grid.cells if cell.key not in skip]
     run = GridRun(skipped=[cell for cell in grid.cells if cell.key in skip])
-    networks: dict[tuple[Any, ...], Backbone] = {}
-    if backbone is None and todo:
-        networks = _load_networks(todo, backbone_factory or default_backbone_factory(download_progress))
-    work = [planned_work(cell) for cell in todo]
-    total_work = sum(work) or 1.0
-    for position, (cell, cell_work) in enumerate(zip(todo, work, strict=True), start=1):
-        net = backbone if backbone is not None else networks[_network_key(make_options(**cell.options))]
-        done_work = sum(work[: position - 1])
+    if executor is None:
+        networks: dict[tuple[Any, ...], Backbone] = {}
+        if backbone is None and todo:
+            networks = _load_networks(todo, backbone_factory or default_backbone_factory(download_progress))
+        executor = InlineExecutor(backbone=backbone, networks=networks, transfer_fn=transfer)
+    cells = {cell.key: cell for cell in todo}
+    position = {cell.key: i for i, cell in enumerate(todo, start=1)}
+    jobs = [Job(index=c.index, content=c.content, style=c.style, options=c.options, key=c.key, name=c.name,
+                params=c.params) for c in todo]
 
-        def on_step(p: Progress, cell: Cell = cell, position: int = position, done_work: float = done_work,
-                    cell_work: float = cell_work) -> None:
-            if callback is None:
-                return
-            fraction = min(1.0, (done_work + p.fraction * cell_work) / total_work)
-            elapsed = time.perf_counter() - start
-            eta = elapsed * (1 - fraction) / fraction if fraction > 0 else None
-            callback(GridProgress(cell=cell, position=position, to_run=len(todo), skipped=len(run.skipped),
-                                  step=p, fraction=fraction, elapsed=elapsed, eta=eta))
+    def on_step(p: Any) -> None:
+        if callback is not None:
+            callback(GridProgress(cell=cells[p.job.key], position=position[p.job.key], to_run=len(todo),
+                                  skipped=len(run.skipped), step=p.step, fraction=p.fraction, elapsed=p.elapsed,
+                                  eta=p.eta))
 
-        result = transfer(cell.content, cell.style, callback=on_step, backbone=net, **cell.options)
-        done = CellResult(cell=cell, result=result, entry=index_entry(cell, result))
-        run.results.append(done)
+    for done in run_batch(jobs, executor=executor, retries=retries, callback=on_step):
+        cell = cells[done.job.key]
+        if done.result is None:
+            if done.status == "failed":
+                run.failed.append((cell, done.error or "failed"))
+            run.interrupted = run.interrupted or done.status == "interrupted"
+            continue
+        item = CellResult(cell=cell, result=done.result, entry=index_entry(cell, done.result))
+        run.results.append(item)
         if on_result is not None:
-            on_result(done)
-        if result.interrupted:
-            run.interrupted = True
-            break
+            on_result(item)
+        run.interrupted = run.interrupted or done.result.interrupted
     run.seconds = time.perf_counter() - start
     return run
 

@@ -234,7 +234,8 @@ class OptionKind:
         try:
             return _PARSERS.get(self.kind, str)(text)
         except ValueError:
-            what = {"int": "whole number", "float": "number", "bool": "yes/no value"}.get(self.kind, "comma list")
+            what = {"int": "whole number", "float": "number", "bool": "yes or no (true or false)"}.get(
+                self.kind, "comma list of numbers")
             raise OptionError(f"--{flag(self.name)}: {text!r} is not a {what}") from None
 
 

@@ -17,7 +17,7 @@ def _commands() -> dict[str, Callable[[list[str]], int]]:
 
     commands: dict[str, Callable[[list[str]], int]] = {"weights": weights_command.main}
     for name, module in (("grid", "grid_command"), ("plot", "plot_command"), ("serve", "serve_command"),
-                         ("presets", "presets_command"), ("video", "video_command")):
+                         ("presets", "presets_command"), ("video", "video_command"), ("batch", "batch_command")):
         try:
             mod = __import__(f"stylize.cli.{module}", fromlist=["main"])
         except ModuleNotFoundError:

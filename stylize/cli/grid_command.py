@@ -10,11 +10,7 @@ already in the index with their image present are skipped.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
-import io
-import json
-import os
 import sys
 import warnings
 from collections.abc import Iterator
@@ -24,12 +20,14 @@ from typing import Any
 
 from tqdm import tqdm
 
+from stylize.batch.index import INDEX_CSV, INDEX_JSON, is_done, prepare_folder, read_index, write_index
+from stylize.batch.jobs import parse_option_value
+from stylize.cli.batch_command import EXIT_FAILED, add_executor_flags, executor_from_args
 from stylize.cli.common import EXIT_INTERRUPTED, ArgumentParser
-from stylize.cli.files import write_atomic, write_log
-from stylize.errors import InputError, OptionError, OutputError, StylizeError
+from stylize.cli.files import write_log
+from stylize.errors import OptionError, StylizeError
 from stylize.grid import (
     CellResult,
-    Grid,
     GridProgress,
     describe_fallbacks,
     fallback_fixable,
@@ -37,21 +35,12 @@ from stylize.grid import (
     run_grid,
 )
 from stylize.imageio import load_image, output_format, save_image
-from stylize.options import Options, flag
+from stylize.options import GROUP_TITLES, Options, flag
 from stylize.sheet import contact_sheet
 
-INDEX_JSON = "index.json"
-INDEX_CSV = "index.csv"
-INDEX_VERSION = 1
 #: Options whose single value is itself a comma list: several values are separated by ';' (or the
 #: flag is repeated).
 LIST_OPTIONS = frozenset({"content_layers", "style_layers", "style_layer_weights", "style_blend", "scales"})
-GROUP_TITLES = {"main": "size and schedule", "loss": "losses", "model": "network", "optimizer": "optimizer",
-                "input": "input", "control": "artistic control"}
-CSV_FIRST = ["key", "file", "content", "style"]
-CSV_LAST = ["model", "arch", "width", "height", "steps", "seconds", "stop_reason", "loss_total", "loss_content",
-            "loss_style", "network", "finished"]
-
 EPILOG = """examples:
   stylize grid --content photo.jpg --style a.jpg b.jpg --content-weight 1,10 -o sweep
   stylize grid --content p1.jpg p2.jpg --style a.jpg --model vgg16,vgg19 --steps 100,300 --size 384 -o models
@@ -82,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="file name of the contact sheet in DIR (.png, .jpg, .webp; default sheet.png)")
     parser.add_argument("--redo", action="store_true", help="run every cell again, even those already done")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_executor_flags(parser, default_workers=0)
     groups: dict[str, Any] = {}
     for f in dataclasses.fields(Options):
         if isinstance(f.default, bool):
@@ -98,27 +88,6 @@ def build_parser() -> argparse.ArgumentParser:
         group.add_argument(f"--{flag(f.name)}", dest=f.name, action="append", metavar="VALUES",
                            help=f"{f.metadata['help']} (default: {shown}; several values: separate with {sep})")
     return parser
-
-
-def _convert(name: str, annotation: str, text: str) -> Any:
-    """One command-line value of an Options field, typed."""
-    text = text.strip()
-    optional = "None" in annotation
-    if optional and text.lower() in ("none", "default", ""):
-        return None
-    try:
-        if annotation.startswith("tuple[float"):
-            return tuple(float(p) for p in text.split(",") if p.strip())
-        if annotation.startswith("tuple[str"):
-            return tuple(p.strip() for p in text.split(",") if p.strip())
-        if annotation.startswith("int"):
-            return int(text)
-        if annotation.startswith("float"):
-            return float(text)
-    except ValueError:
-        kind = "whole number" if annotation.startswith("int") else "number"
-        raise OptionError(f"--{flag(name)}: {text!r} is not a {kind}") from None
-    return text
 
 
 def sweep_values(args: argparse.Namespace, argv: list[str]) -> tuple[dict[str, list[Any]], dict[str, Any]]:
@@ -142,66 +111,8 @@ def sweep_values(args: argparse.Namespace, argv: list[str]) -> tuple[dict[str, l
         texts = [part for item in raw for part in item.split(sep) if part.strip()]
         if not texts:
             raise OptionError(f"--{flag(name)}: give a value")
-        sweeps[name] = [_convert(name, str(fields[name].type), text) for text in texts]
+        sweeps[name] = [parse_option_value(name, text) for text in texts]
     return sweeps, fixed
-
-
-def prepare_folder(path: str) -> tuple[Path, bool]:
-    """The output folder, created when missing (its parent must exist); and whether it was created."""
-    folder = Path(path)
-    created = not folder.exists()
-    if folder.exists() and not folder.is_dir():
-        raise OutputError(folder, "is not a folder")
-    if not folder.exists():
-        if not folder.parent.is_dir():
-            raise OutputError(folder, f"its parent folder {folder.parent} does not exist")
-        try:
-            folder.mkdir()
-        except OSError as exc:
-            raise OutputError(folder, f"cannot create ({exc.strerror or exc})") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(folder, "is not writable")
-    return folder, created
-
-
-def read_index(folder: Path) -> dict[str, dict[str, Any]]:
-    """The entries of DIR/index.json by key ({} when there is none)."""
-    path = folder / INDEX_JSON
-    if not path.exists():
-        return {}
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-        runs = payload["runs"]
-        entries = {str(run["key"]): run for run in runs if isinstance(run, dict)}
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        raise InputError(path, "not a stylize grid index; move it away or choose another folder") from None
-    return entries
-
-
-def write_index(folder: Path, grid: Grid, entries: dict[str, dict[str, Any]]) -> None:
-    """index.json (every run in DIR: this grid's cells first, in sheet order) and index.csv."""
-    order = [cell.key for cell in grid.cells if cell.key in entries]
-    order += [key for key in entries if key not in order]
-    runs = [entries[key] for key in order]
-    write_atomic(folder / INDEX_JSON, json.dumps({"stylize_grid": INDEX_VERSION, "runs": runs}, indent=1,
-                                                  default=str))
-    params: dict[str, None] = {}
-    for run in runs:
-        params.update(dict.fromkeys(run.get("params", {})))
-    buffer = io.StringIO()
-    columns = list(dict.fromkeys([*CSV_FIRST, *params, *CSV_LAST]))
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    for run in runs:
-        values = run.get("params", {})
-        writer.writerow({**run, **{k: _csv_value(v) for k, v in values.items()}})
-    write_atomic(folder / INDEX_CSV, buffer.getvalue())
-
-
-def _csv_value(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return ",".join(map(str, value))
-    return "" if value is None else value
 
 
 @contextmanager
@@ -265,7 +176,7 @@ def main(argv: list[str]) -> int:
     style_thumbs = [load_image(p, what="style image", max_side=args.thumb) for p in grid.styles]
     folder, created = prepare_folder(args.output)
     entries = read_index(folder)
-    present = {cell.key for cell in grid.cells if cell.key in entries and (folder / cell.name).is_file()}
+    present = {cell.key for cell in grid.cells if is_done(entries.get(cell.key), folder)}
     fixable = {key for key in present if fallback_fixable(entries[key])}
     done = set() if args.redo else present - fixable
     todo = len(grid.cells) - len(done)
@@ -284,7 +195,7 @@ def main(argv: list[str]) -> int:
         write_log(folder / item.cell.log_name, item.result.history, item.result.settings, item.result.stop_reasons)
         save_image(item.result.image, folder / item.cell.name)
         entries[item.cell.key] = item.entry
-        write_index(folder, grid, entries)
+        write_index(folder, entries, [c.key for c in grid.cells])
         e = item.entry
         bar.write(f"[{len(entries_run) + 1}/{todo}] {item.cell.label()}: {e['arch']}, {e['steps']} steps, "
                   f"{e['seconds']:.0f} s, {e['stop_reason']} -> {folder / item.cell.name}")
@@ -293,7 +204,8 @@ def main(argv: list[str]) -> int:
     entries_run: list[CellResult] = []
     try:
         with _warnings_above():
-            run = run_grid(grid, skip=done, callback=bar, on_result=on_result)
+            run = run_grid(grid, skip=done, callback=bar, on_result=on_result, executor=executor_from_args(args),
+                           retries=args.retries)
     except StylizeError:
         if created and not any(folder.iterdir()):
             folder.rmdir()  # leave nothing behind when the first network cannot be loaded
@@ -301,7 +213,7 @@ def main(argv: list[str]) -> int:
     finally:
         bar.close()
     if not entries_run and entries:
-        write_index(folder, grid, entries)  # refresh the CSV/order even when nothing ran
+        write_index(folder, entries, [c.key for c in grid.cells])  # refresh the CSV/order even when nothing ran
 
     results = {}
     for cell in grid.cells:
@@ -314,6 +226,9 @@ def main(argv: list[str]) -> int:
                                                              else {}))
     for line in describe_fallbacks([entries[c.key] for c in grid.cells if c.key in entries]):
         print(f"note: {line}")
-    print(f"ran {len(run.results)} cell(s) in {run.seconds:.0f} s, skipped {len(run.skipped)} done; wrote "
+    for cell, message in run.failed:
+        print(f"failed: {cell.label()}: {message}")
+    print(f"ran {len(run.results)} cell(s) in {run.seconds:.0f} s, skipped {len(run.skipped)} done"
+          f"{f', {len(run.failed)} failed' if run.failed else ''}; wrote "
           f"{sheet_path} ({sheet.width}x{sheet.height}), {folder / INDEX_JSON}, {folder / INDEX_CSV}")
-    return EXIT_INTERRUPTED if run.interrupted else 0
+    return EXIT_INTERRUPTED if run.interrupted else EXIT_FAILED if run.failed else 0

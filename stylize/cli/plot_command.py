@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from stylize.batch.index import INDEX_JSON, index_logs
 from stylize.cli.common import ArgumentParser
 from stylize.cli.files import read_log
 from stylize.errors import InputError, OptionError, OutputError
@@ -18,6 +19,7 @@ EPILOG = """examples:
   stylize photo.jpg painting.jpg -o out.png --log run.json
   stylize plot run.json -o losses.png
   stylize plot a.csv b.csv -o compare.png --layers --linear --names "weight 1,weight 10"
+  stylize plot out/index.json -o all.png      (every finished run of a stylize batch or grid folder)
 
 Dashed lines mark where a new (larger) scale starts, triangles the scales that ended early (the
 reason comes from JSON logs; for CSV logs it is guessed from the step counts and shown with a "?"),
@@ -30,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="stylize plot", description="Draw the loss curves of run logs (written with --log) into a picture.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("logs", nargs="+", metavar="LOG", help="run logs (.csv or .json) written by stylize --log")
+    parser.add_argument("logs", nargs="+", metavar="LOG", help="run logs (.csv or .json) written by stylize --log, or "
+                        "the index.json of a stylize batch or grid folder")
     parser.add_argument("-o", "--output", required=True, metavar="PLOT",
                         help=f"the picture to write ({', '.join('.' + f for f in PLOT_FORMATS)})")
     parser.add_argument("--layers", action="store_true", help="add the style loss of every layer, one panel per log")
@@ -84,6 +87,17 @@ def load_run(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], list[s
     return history, reasons, steps
 
 
+def expand_logs(paths: list[str]) -> list[str]:
+    """Log files as given; an ``index.json`` of ``stylize grid`` or ``stylize batch`` gives its finished runs' logs."""
+    out: list[str] = []
+    for path in paths:
+        if Path(path).name == INDEX_JSON:
+            out += [str(log) for log in index_logs(Path(path))]
+        else:
+            out.append(path)
+    return out
+
+
 def run_names(paths: list[str]) -> list[str]:
     """Legend names: the file names without suffix, with the folder added where two would clash."""
     stems = [Path(p).stem for p in paths]
@@ -99,6 +113,7 @@ def run_names(paths: list[str]) -> list[str]:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     output = check_plot_path(args.output, force=args.force)
+    args.logs = expand_logs(args.logs)
     names = run_names(args.logs)
     if args.names is not None:
         names = [n.strip() for n in args.names.split(",")]
