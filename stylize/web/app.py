@@ -61,7 +61,7 @@ class Limits:
     max_steps: int = 2000  # also --tile-steps and --window
     max_scales: int = 4
     max_tiles: int = 64  # per scale
-    max_work: float = 200e6  # pixel-steps per job
+    max_work: float = 400e6  # pixel-steps per job (a default 2048 px run, tiled: 230 million)
     max_seconds: float = 1800.0  # per job; then it stops and keeps its best image
     max_styles: int = routes_jobs.MAX_STYLES
     max_waiting: int = 20

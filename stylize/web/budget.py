@@ -31,7 +31,7 @@ class WorkLimits:
 
     max_scales: int = 4
     max_tiles: int = 64  # per scale
-    max_work: float = 200e6  # pixel-steps: 2048 x 2048 px x 48 steps
+    max_work: float = 400e6  # pixel-steps: a default 2048 px run, tiled, is 230 million
     max_styles: int = 8
 
 
@@ -75,7 +75,7 @@ def check_work(content_size: tuple[int, int], options: dict[str, Any], num_style
     work = sum(schedule.work)
     if work > limits.max_work:
         tiled = sum(w for w, layout in zip(schedule.work, schedule.layouts, strict=True) if layout is not None)
-        lower = "--tile-steps or --size" if tiled > work / 2 else "--steps or --size"
+        lower = "--tile-steps or --size" if tiled > work / 2 and opts.tile_steps else "--steps or --size"
         raise OptionError(f"this job needs {work / 1e6:,.0f} million pixel-steps, over this server's limit of "
                           f"{limits.max_work / 1e6:,.0f} million per job: lower {lower}")
     return work

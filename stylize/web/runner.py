@@ -107,8 +107,6 @@ class StepReporter:
         self.index = 0
 
     def __call__(self, p: Progress) -> None:
-        if self.job.cancel_requested.is_set():
-            raise StopTransfer
         self.index += 1
         losses = p.losses
         self.job.record_step(
@@ -126,6 +124,8 @@ class StepReporter:
         elif now - self.last_preview >= self.preview_interval:
             self.last_preview = now
             self.job.set_preview(jpeg_bytes(p.image()))
+        if self.job.cancel_requested.is_set():
+            raise StopTransfer  # after recording the step: the run's history has it too
         if now >= self.deadline:
             self.timed_out = True
             raise StopTransfer
