@@ -126,6 +126,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        server.queue.reopen()
         yield
         await asyncio.to_thread(server.queue.close)
         store.close()

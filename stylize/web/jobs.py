@@ -263,6 +263,13 @@ class JobQueue:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
+    def reopen(self) -> None:
+        """Take jobs again after :meth:`close` (an app whose lifespan starts again)."""
+        with self._cond:
+            if self._closed:
+                self._closed = False
+                self._threads = [t for t in self._threads if t.is_alive()]
+
     @property
     def closed(self) -> bool:
         return self._closed

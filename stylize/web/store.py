@@ -74,15 +74,22 @@ class ResultStore:
         shutil.rmtree(self.tmp, ignore_errors=True)  # the last run's uploads: nobody refers to them any more
         for path in (self.folder, self.results, self.tmp):
             path.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.folder / DB_NAME, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
+        self._conn: sqlite3.Connection | None = None
         with self._lock:
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA foreign_keys = ON")
             self._db.executescript(SCHEMA)
         self.interrupted = self._recover()
         self._clean_files()
         self.prune()
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """The connection (call with the lock held); opened again after :meth:`close`."""
+        if self._conn is None:
+            self._conn = sqlite3.connect(self.folder / DB_NAME, check_same_thread=False, isolation_level=None)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+        return self._conn
 
     # -- jobs
 
@@ -160,7 +167,9 @@ class ResultStore:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     # -- internals
 
