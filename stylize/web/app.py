@@ -82,6 +82,7 @@ def create_app(
     token: str | None = None,
     token_everywhere: bool = False,
     allow_download: bool = True,
+    job_nice: int = 10,
 ) -> FastAPI:
     """Build the web app.
 
@@ -98,9 +99,12 @@ def create_app(
         token: the server's secret (default: a new random one); ``token_everywhere``: required for
             every route, the page included (a server reachable from other machines).
         allow_download: whether the default network loader may download official weights.
+        job_nice: how much lower the CPU priority of the job threads is than the server's (Linux
+            nice increment; 0 keeps it equal), so requests are answered while a job runs.
     """
     if limits.max_upload_pixels > DEFAULT_MAX_PIXELS:
         raise ValueError(f"max_upload_pixels may be at most {DEFAULT_MAX_PIXELS}")
+    token = token or secrets.token_urlsafe(24)
     store = ResultStore(data_dir if data_dir is not None else default_data_dir(), keep_jobs=keep_jobs)
     decode = DecodeBudget(max(limits.decode_pixels, 1))
     uploads = UploadStore(store.tmp / "uploads", max_bytes=limits.max_upload_bytes,
@@ -115,13 +119,14 @@ def create_app(
         store.prune()
 
     server = Server(
-        queue=JobQueue(runner, devices=tuple(devices), max_waiting=limits.max_waiting, on_update=keep),
+        queue=JobQueue(runner, devices=tuple(devices), max_waiting=limits.max_waiting, on_update=keep,
+                       nice=job_nice),
         store=store, uploads=uploads,
         form_limits=FormLimits(max_size=limits.max_size, max_steps=limits.max_steps),
         work_limits=WorkLimits(max_scales=limits.max_scales, max_tiles=limits.max_tiles,
                                max_work=limits.max_work, max_styles=limits.max_styles),
         limits={**limits.__dict__, "keep_jobs": keep_jobs},
-        token=token or secrets.token_urlsafe(24), event_interval=event_interval,
+        token=token, event_interval=event_interval, page=routes_inputs.render_page(token),
     )
 
     @contextlib.asynccontextmanager

@@ -14,7 +14,10 @@ when the version moved.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
 import threading
 import time
 import uuid
@@ -184,6 +187,16 @@ class Job:
 Runner = Callable[[Job, str], None]
 
 
+def lower_priority(nice: int) -> None:
+    """Run the calling thread (and the compute threads it starts) at a lower CPU priority, so that
+    the server's event loop answers requests promptly while a job keeps every core busy (Linux:
+    a thread's own nice value; elsewhere nothing)."""
+    if nice <= 0 or not hasattr(os, "setpriority") or sys.platform != "linux":
+        return
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice))
+
+
 class JobQueue:
     """Waiting jobs in order, one worker thread per device, and the jobs of this server run.
 
@@ -194,7 +207,7 @@ class JobQueue:
     """
 
     def __init__(self, run: Runner, *, devices: tuple[str, ...] = ("auto",), max_waiting: int = 20,
-                 on_update: Callable[[Job], None] | None = None) -> None:
+                 on_update: Callable[[Job], None] | None = None, nice: int = 10) -> None:
         if not devices:
             raise ValueError("give at least one device")
         self._run = run
@@ -206,6 +219,7 @@ class JobQueue:
         self._cond = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._closed = False
+        self._nice = nice
 
     # -- public
 
@@ -299,6 +313,7 @@ class JobQueue:
     # -- the worker thread
 
     def _work(self, device: str) -> None:
+        lower_priority(self._nice)
         while True:
             with self._cond:
                 while not self._waiting and not self._closed:

@@ -23,12 +23,16 @@ router = APIRouter()
 ServerDep = Annotated[Server, Depends(get_server)]
 
 
+def render_page(token: str) -> str:
+    """The page's HTML with ``token`` inside it."""
+    text = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    return text.replace(TOKEN_META, f'<meta name="stylize-token" content="{html.escape(token)}">')
+
+
 @router.get("/", include_in_schema=False)
 async def index(request: Request, server: ServerDep) -> HTMLResponse:
     """The page, with this server's token inside it (and in a cookie for its images and events)."""
-    text = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
-    text = text.replace(TOKEN_META, f'<meta name="stylize-token" content="{html.escape(server.token)}">')
-    response = HTMLResponse(text, headers={"Cache-Control": "no-store"})
+    response = HTMLResponse(server.page, headers={"Cache-Control": "no-store"})
     response.raw_headers.append((b"set-cookie", token_cookie(request.scope, server.token)))
     return response
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from stylize.web.budget import check_work
@@ -62,10 +62,12 @@ async def history(server: ServerDep, limit: Annotated[int, Query(ge=1, le=200)] 
             "keep_jobs": server.store.keep_jobs}
 
 
-@router.get("/{job_id}")
-async def get_job(job_id: str, server: ServerDep, offset: Offset = 0) -> dict[str, Any]:
-    """A snapshot: status, queue position, progress, the losses from ``offset`` on, the result."""
-    return server.snapshot(job_id, offset)
+@router.get("/{job_id}", response_class=JSONResponse)
+async def get_job(job_id: str, server: ServerDep, offset: Offset = 0) -> JSONResponse:
+    """A snapshot: status, queue position, progress, the losses from ``offset`` on, the result.
+
+    (The route pages poll most: the snapshot, plain JSON already, is sent as it is.)"""
+    return JSONResponse(server.snapshot(job_id, offset))
 
 
 @router.delete("/{job_id}", status_code=204)

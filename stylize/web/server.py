@@ -33,6 +33,7 @@ class Server:
     limits: dict[str, Any]  # for GET /api/options
     token: str
     event_interval: float
+    page: str  # the page's HTML, with the token
     example_sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def resolve(self, upload: str | None, example: str | None, role: str) -> ImageInput:
