@@ -119,6 +119,7 @@ def _check(args: argparse.Namespace) -> None:
 def _make_app(args: argparse.Namespace, loopback: bool, token: str) -> object:
     from stylize.web import create_app
     from stylize.web.app import Limits
+    from stylize.web.store import FolderInUseError
 
     limits = Limits(max_size=args.max_size, max_steps=args.max_steps, max_upload_bytes=int(args.max_upload_mb * 2**20),
                     max_upload_pixels=args.max_upload_pixels, max_work=args.max_work * 1e6,
@@ -132,6 +133,8 @@ def _make_app(args: argparse.Namespace, loopback: bool, token: str) -> object:
         )
     except ValueError as exc:
         raise OptionError(f"--max-upload-pixels: {exc}") from None
+    except FolderInUseError as exc:
+        raise OptionError(f"--data: {exc}") from None
     except OSError as exc:
         raise OptionError(f"--data: cannot use {args.data or 'the default results folder'} "
                           f"({exc.strerror or exc})") from None
@@ -154,7 +157,11 @@ def main(argv: list[str]) -> int:
                       "holds the token) can use the app; there is no TLS, put a reverse proxy in front", stacklevel=1)
     token = secrets.token_urlsafe(24)
     sock = bind(args.host, args.port)
-    app = _make_app(args, loopback, token)
+    try:
+        app = _make_app(args, loopback, token)
+    except BaseException:
+        sock.close()
+        raise
     port = sock.getsockname()[1]
     shown = f"[{args.host.strip('[]')}]" if ":" in args.host else args.host
     url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else shown}:{port}/"

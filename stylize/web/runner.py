@@ -191,7 +191,8 @@ class JobRunner:
             header = PIL.Image.new("1", style.size or (1, 1))  # style_long_side needs only the size
             styles.append(self._load(style, "style image", style_long_side(header, final, opts.style_scale)))
         if job.cancel_requested.is_set():
-            job.end(job.stop_status, "cancelled before it started")
+            job.end(job.stop_status, "cancelled before it started" if job.stop_status == CANCELLED
+                    else "the server stopped before this job started")
             return
         job.set_phase("loading the network (the first run may download weights)")
         backbone = self.backbone_factory(opts)

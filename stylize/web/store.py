@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 DB_NAME = "stylize-web.sqlite3"
 SCHEMA_VERSION = 1
@@ -71,8 +71,10 @@ class ResultStore:
         self.tmp = self.folder / "tmp"
         self.keep_jobs = keep_jobs
         self._lock = threading.Lock()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._owner = _lock_folder(self.folder / "lock")  # one server per results folder
         shutil.rmtree(self.tmp, ignore_errors=True)  # the last run's uploads: nobody refers to them any more
-        for path in (self.folder, self.results, self.tmp):
+        for path in (self.results, self.tmp):
             path.mkdir(parents=True, exist_ok=True)
         self._conn: sqlite3.Connection | None = None
         with self._lock:
@@ -166,10 +168,14 @@ class ResultStore:
         return self.results / f"{job_id}.jpg"
 
     def close(self) -> None:
+        """Close the database and let another server use the folder (a later call opens it again)."""
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            if self._owner is not None:
+                self._owner.close()
+                self._owner = None
 
     # -- internals
 
@@ -210,6 +216,25 @@ class ResultStore:
     def _unlink_files(self, job_id: str) -> None:
         for path in (self.result_path(job_id), self.preview_path(job_id)):
             path.unlink(missing_ok=True)
+
+
+class FolderInUseError(OSError):
+    """Another server uses this results folder."""
+
+
+def _lock_folder(path: Path) -> IO[bytes] | None:
+    """Hold an exclusive lock on ``path`` while the returned file is open (None where there is no fcntl)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock
+        return None
+    handle = path.open("ab")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise FolderInUseError(f"{path.parent} is used by another stylize server") from None
+    return handle
 
 
 def _decode(row: sqlite3.Row) -> dict[str, Any]:

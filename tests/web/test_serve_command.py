@@ -125,3 +125,16 @@ def test_serve_warns_when_listening_beyond_this_machine(capsys: pytest.CaptureFi
     lines = capsys.readouterr().err.splitlines()
     assert lines[0].startswith("stylize: warning: listening on 0.0.0.0: anyone who can reach this machine")
     assert lines[1].startswith("stylize: error: --port: cannot listen on 0.0.0.0:")
+
+
+def test_one_results_folder_serves_one_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from stylize.web.store import FolderInUseError, ResultStore
+
+    store = ResultStore(tmp_path)
+    try:
+        with pytest.raises(FolderInUseError):  # (checked first: without the lock, serve would not return)
+            ResultStore(tmp_path)
+        assert main(["serve", "--port", "0", "--data", str(tmp_path)]) == 2
+    finally:
+        store.close()
+    assert capsys.readouterr().err == f"stylize: error: --data: {tmp_path} is used by another stylize server\n"
