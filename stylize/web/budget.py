@@ -65,6 +65,8 @@ def check_work(content_size: tuple[int, int], options: dict[str, Any], num_style
     if num_styles > limits.max_styles:
         raise OptionError(f"{num_styles} style images, at most {limits.max_styles} here")
     opts = make_options(**options)
+    if opts.style_blend is not None and len(opts.style_blend) != num_styles:
+        raise OptionError(f"--style-blend: {len(opts.style_blend)} weights for {num_styles} style images")
     schedule = planned_schedule(content_size, opts, num_styles)
     if len(schedule.sizes) > limits.max_scales:
         raise OptionError(f"--scales: {len(schedule.sizes)} scales, at most {limits.max_scales} here")

@@ -56,6 +56,7 @@ def refused(client: TestClient, options: dict[str, Any], content: dict | None = 
     ({"max_memory": 1e308}, "--max-memory: must be at most 1024 here, got 1e+308"),
     ({"steps": 0}, "--steps: must be at least 1, got 0"),
     ({"style_blend": [1, 1e300]}, "--style-blend: must be at most 1000000 here"),
+    ({"style_blend": [1, 2]}, "--style-blend: 2 weights for 1 style images"),
     ({"size": 2048, "steps": 2000}, "this job needs"),
     ({"size": 2048, "tile_size": 64, "tile_overlap": 0}, "--max-memory/--tile-size:"),
     ({"size": 1024, "tile_size": 256, "tile_steps": 2000}, "this job needs"),
