@@ -303,11 +303,14 @@ class JobQueue:
         for job in self._waiting:
             job.touch()
 
-    def _ended(self, job: Job) -> None:
+    def _keep(self, job: Job) -> None:
         try:
             self._on_update(job)
-        except Exception:
+        except Exception:  # a full disk must not stop the worker; the job goes on in memory
             log.exception("could not store job %s", job.id)
+
+    def _ended(self, job: Job) -> None:
+        self._keep(job)
         self._jobs.pop(job.id, None)
 
     # -- the worker thread
@@ -323,7 +326,7 @@ class JobQueue:
                 job = self._waiting.popleft()
                 job.set_phase("starting", status=RUNNING, device=device)
                 self._touch_waiting()
-            self._on_update(job)
+            self._keep(job)
             try:
                 self._run(job, device)
             except Exception:  # the runner reports errors itself; this is a last resort

@@ -26,6 +26,7 @@ from typing import Any
 import PIL.Image
 
 from stylize.api import Progress, make_options, style_long_side, transfer
+from stylize.atomic import write_atomically
 from stylize.backbone import Backbone, load_backbone
 from stylize.errors import InputError, OptionError, StopTransfer
 from stylize.imageio import load_image, resize_to_long_side, save_image
@@ -131,14 +132,17 @@ class StepReporter:
             raise StopTransfer
 
     def checkpoint(self, image: PIL.Image.Image, result: dict[str, Any], *, final: bool = False) -> None:
-        """Keep ``image`` in the results folder (atomically), its preview, and the losses so far."""
+        """Keep ``image`` in the results folder (atomically), its preview, and the losses so far; the
+        job shows it as kept only once the database has it too."""
         save_image(image, self.store.result_path(self.job.id), **({} if final else {"compress_level": 1}))
         jpeg = jpeg_bytes(image)
-        self.store.preview_path(self.job.id).write_bytes(jpeg)
-        self.job.set_preview(jpeg, best={"width": image.width, "height": image.height, **result})
+        write_atomically(self.store.preview_path(self.job.id), lambda handle: handle.write(jpeg))
+        best = {"width": image.width, "height": image.height, **result}
         self.store_losses()
         if not final:
-            self.store.save(self.job.record())
+            record = self.job.record()
+            self.store.save({**record, "result": best, "preview_version": record["preview_version"] + 1})
+        self.job.set_preview(jpeg, best=best)
 
     def store_losses(self) -> None:
         points = self.job.losses[self.stored_losses:]  # only this thread appends
