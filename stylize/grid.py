@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stylize.api import Progress, Result, make_options, transfer
-from stylize.backbone import Backbone, load_backbone
+from stylize.backbone import Backbone
 from stylize.backbone.weights import available_weights
 from stylize.errors import OptionError
+from stylize.network import BackboneFactory, NetworkCache
 from stylize.options import Options, flag
 from stylize.runs import (
     cell_key,
@@ -43,7 +44,6 @@ from stylize.runs import (
 if TYPE_CHECKING:
     from stylize.batch.executors import Executor
 
-BackboneFactory = Callable[[Options], Backbone]
 
 
 @dataclass(frozen=True)
@@ -226,15 +226,7 @@ def plan_grid(
 
 def default_backbone_factory(download_progress: Callable[[int, int], None] | None = None) -> BackboneFactory:
     """Load the real network for some options (weights resolved as by :func:`stylize.transfer`)."""
-
-    def factory(opts: Options) -> Backbone:
-        return load_backbone(
-            opts.model, layers=[*opts.content_layers, *opts.style_layers], weights=opts.weights,
-            convention=opts.weights_convention, pooling=opts.pooling, allow_download=opts.allow_download,
-            progress=download_progress,
-        )
-
-    return factory
+    return NetworkCache(max_entries=4, progress=download_progress)
 
 
 def _load_networks(cells: Sequence[Cell], factory: BackboneFactory) -> dict[tuple[Any, ...], Backbone]:

@@ -54,7 +54,8 @@ class NetworkCache:
     @staticmethod
     def key(opts: Options) -> tuple[object, ...]:
         layers = tuple(sorted({*opts.content_layers, *opts.style_layers}))
-        return opts.model, opts.weights, opts.weights_convention, opts.pooling, layers, opts.allow_download
+        return (opts.model, opts.weights, opts.weights_convention, opts.pooling, layers, opts.allow_download,
+                opts.device)  # transfer() moves the network to its device
 
     def __call__(self, opts: Options) -> Backbone:
         key = self.key(opts)

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 import stylize.grid
+import stylize.network
 from stylize import StopTransfer
 from stylize.backbone import tiny_backbone
 from stylize.cli import main as cli_main
@@ -187,7 +188,7 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
         return tiny_backbone(model)
 
     monkeypatch.setattr(stylize.grid, "transfer", transfer)
-    monkeypatch.setattr(stylize.grid, "load_backbone", load_backbone)
+    monkeypatch.setattr(stylize.network, "load_backbone", load_backbone)
     return count
 
 
@@ -254,7 +255,7 @@ def test_cli_grid_reruns_fallback_cells_once_the_weights_arrive(
         return real_transfer(*args, **kwargs)
 
     real_transfer = stylize.grid.transfer
-    monkeypatch.setattr(stylize.grid, "load_backbone", load_backbone)
+    monkeypatch.setattr(stylize.network, "load_backbone", load_backbone)
     monkeypatch.setattr(stylize.grid, "transfer", transfer)
     monkeypatch.setattr(stylize.grid, "available_weights",
                         lambda: [{"arch": "vgg19", "present": have_vgg19["present"]}])
@@ -307,7 +308,7 @@ def test_cli_grid_unloadable_weights_fail_before_the_first_cell(
             raise WeightsError(None, "no VGG-19 weights: vgg19-dcbb9e9d.pth is not in the cache")
         return tiny_backbone(model)
 
-    monkeypatch.setattr(stylize.grid, "load_backbone", load_backbone)
+    monkeypatch.setattr(stylize.network, "load_backbone", load_backbone)
     out = tmp_path / "noweights"
     args = _grid_args(images, out)
     args[args.index("vgg16")] = "vgg16,vgg19"

@@ -36,8 +36,9 @@ from typing import Any
 import PIL.Image
 
 from stylize.api import Progress, Result, make_options, transfer
-from stylize.backbone import Backbone, load_backbone
+from stylize.backbone import Backbone
 from stylize.errors import StylizeError
+from stylize.network import load_network
 from stylize.options import Options
 from stylize.runs import network_key
 
@@ -97,13 +98,6 @@ class Outcome:
         assert self.image is not None
         return Result(image=self.image, history=self.history, settings=self.settings,
                       stop_reasons=self.stop_reasons, seconds=self.seconds)
-
-
-def load_network(opts: Options) -> Backbone:
-    """The default factory: the real VGG for these options (weights found as by :func:`stylize.transfer`)."""
-    return load_backbone(opts.model, layers=[*opts.content_layers, *opts.style_layers], weights=opts.weights,
-                         convention=opts.weights_convention, pooling=opts.pooling,
-                         allow_download=opts.allow_download)
 
 
 def default_cores() -> int:

@@ -50,7 +50,30 @@ class FormLimits:
     """Server-side caps on what a visitor may ask for."""
 
     max_size: int = 2048
-    max_steps: int = 2000
+    max_steps: int = 2000  # also caps --tile-steps and --window
+
+
+#: (least, most) value of each numeric option; a string names a field of FormLimits. Options not
+#: listed get DEFAULT_RANGE, so a new numeric option is bounded too.
+RANGES: dict[str, tuple[float, float | str]] = {
+    "size": (16, "max_size"), "steps": (1, "max_steps"), "tile_steps": (0, "max_steps"),
+    "window": (1, "max_steps"), "seed": (0, 2**32 - 1), "max_memory": (0.05, 1024),
+    "tile_size": (0, 8192), "tile_overlap": (0, 1024), "tol": (0, 1), "lr": (1e-6, 1000),
+    "style_scale": (0.05, 10),
+}
+DEFAULT_RANGE = (0, 1e6)
+
+
+def _bound(value: float | str, limits: FormLimits) -> float:
+    return float(getattr(limits, value)) if isinstance(value, str) else value
+
+
+def _show(number: float) -> str:
+    try:
+        value = float(number)
+    except OverflowError:
+        return "a huger number"
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:g}"
 
 
 def _kind(annotation: str, choices: tuple[str, ...] | None) -> tuple[str, bool]:
@@ -137,14 +160,11 @@ def form_fields(limits: FormLimits = FormLimits()) -> list[FormField]:
         basic = f.name in BASIC_FIRST or f.name in BASIC_LAST or group == "control"
         minimum = maximum = None
         slider = False
-        if kind in ("int", "float"):
-            minimum = 0
-            if (span := _range(metavar)) is not None:
+        if kind in ("int", "float", "ints", "floats"):
+            low, high = RANGES.get(f.name, DEFAULT_RANGE)
+            minimum, maximum = _bound(low, limits), _bound(high, limits)
+            if kind in ("int", "float") and (span := _range(metavar)) is not None:
                 (minimum, maximum), slider = span, True
-        if f.name == "size":
-            minimum, maximum = 16, limits.max_size
-        elif f.name == "steps":
-            maximum = limits.max_steps
         fields.append(FormField(
             name=f.name, kind=kind, optional=optional, default=f.default, choices=choices,
             label=LABELS.get(f.name, f.name.replace("_", " ").capitalize()), help=meta.get("help", ""),
@@ -181,6 +201,15 @@ def _number(field: FormField, value: Any, kind: type) -> int | float:
     return float(value)
 
 
+def _in_range(field: FormField, number: float) -> float:
+    name = f"--{flag(field.name)}"
+    if field.minimum is not None and number < field.minimum:
+        raise OptionError(f"{name}: must be at least {_show(field.minimum)}, got {_show(number)}")
+    if field.maximum is not None and number > field.maximum:
+        raise OptionError(f"{name}: must be at most {_show(field.maximum)} here, got {_show(number)}")
+    return number
+
+
 def _coerce(field: FormField, value: Any) -> Any:
     name = f"--{flag(field.name)}"
     if value is None or (isinstance(value, str) and not value.strip() and field.kind != "text"):
@@ -192,12 +221,7 @@ def _coerce(field: FormField, value: Any) -> Any:
             raise OptionError(f"{name}: expected true or false, got {value!r}")
         return value
     if field.kind in ("int", "float"):
-        number = _number(field, value, int if field.kind == "int" else float)
-        if field.minimum is not None and number < field.minimum:
-            raise OptionError(f"{name}: must be at least {field.minimum:g}, got {number!r}")
-        if field.maximum is not None and number > field.maximum:
-            raise OptionError(f"{name}: must be at most {field.maximum:g} here, got {number!r}")
-        return number
+        return _in_range(field, _number(field, value, int if field.kind == "int" else float))
     if field.kind in ("strings", "floats", "ints"):
         parts = value.split(",") if isinstance(value, str) else value
         if not isinstance(parts, (list, tuple)) or len(parts) > 64:
@@ -209,7 +233,7 @@ def _coerce(field: FormField, value: Any) -> Any:
                 raise OptionError(f"{name}: expected a comma-separated list of names")
             return tuple(items)
         kind = float if field.kind == "floats" else int
-        return tuple(_number(field, p, kind) for p in items)
+        return tuple(_in_range(field, _number(field, p, kind)) for p in items)
     if not isinstance(value, str) or len(value) > 200:
         raise OptionError(f"{name}: expected a short text")
     if field.choices is not None and value not in field.choices:

@@ -1,10 +1,12 @@
-"""ASGI middleware that protects the local server: request size, Host header, response headers.
+"""ASGI middleware that protects the local server: request size, Host header, token, response headers.
 
 * :class:`BodyLimit` answers 413 to a request body over the limit, from its Content-Length
   or, without one, as soon as that many bytes have arrived (nothing past it is read).
 * :class:`HostCheck` answers 400 unless the Host header names an allowed host. A server on
   127.0.0.1 then cannot be reached through another domain name that resolves there (DNS
   rebinding: a web page you visit pointing its own name at your machine).
+* :class:`AccessGuard` refuses requests made by other sites and requests without the server's
+  token (see its docstring).
 * :class:`SecurityHeaders` tells the browser to load nothing from elsewhere (the page needs
   nothing outside this server), not to guess content types, and not to be framed.
 """
@@ -12,8 +14,11 @@
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from http.cookies import SimpleCookie
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode
 
 from starlette.exceptions import HTTPException
 
@@ -31,10 +36,17 @@ CONTENT_SECURITY_POLICY = (
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-async def _reply(send: Send, status: int, detail: str) -> None:
+TOKEN_HEADER = "x-stylize-token"
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+#: Paths anyone on this computer may read without the token (when the server is on loopback only).
+LOOPBACK_PUBLIC = ("/", "/favicon.ico", "/static/", "/api/options", "/api/examples/")
+
+
+async def _reply(send: Send, status: int, detail: str, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
     body = json.dumps({"detail": detail}).encode()
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *headers]})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -111,6 +123,87 @@ class HostCheck:
                     await _reply(send, 400, "this server only answers requests addressed to "
                                  + ", ".join(sorted(self.allowed)))
                 return
+        await self.app(scope, receive, send)
+
+
+def cookie_name(scope: Scope) -> str:
+    """The token cookie of this server: one per port, since cookies do not tell ports apart."""
+    host = _header(scope, b"host") or ""
+    port = host.rsplit(":", 1)[1] if host.count(":") == 1 or "]:" in host else ""
+    return f"stylize-token-{port if port.isdigit() else 'default'}"
+
+
+def token_cookie(scope: Scope, token: str) -> bytes:
+    return f"{cookie_name(scope)}={token}; Path=/; HttpOnly; SameSite=Strict".encode()
+
+
+class AccessGuard:
+    """Only this server's own page (or a client given its token) may use it.
+
+    * A request that changes something (any method but GET and HEAD) must come from the page
+      itself: ``Sec-Fetch-Site`` (sent by browsers) must be ``same-origin`` and ``Origin``, when
+      sent, must be this server; and it must carry the token in the ``X-Stylize-Token`` header,
+      which the page gets inside itself and another site cannot read or send without a CORS
+      preflight that this server never grants. A cookie is not enough for such a request.
+    * Any other request needs the token too (header, the cookie the page sets, or ``?token=``,
+      which answers with the cookie and a redirect to the same URL without it) except, with
+      ``public`` paths (a server on loopback), the page, its files, the options and examples.
+      Requests that browsers mark ``Sec-Fetch-Site: cross-site`` get nothing but the page.
+    """
+
+    def __init__(self, app: ASGIApp, token: str, public: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.token = token
+        self.public = public
+
+    def _valid(self, candidate: str | None) -> bool:
+        return candidate is not None and secrets.compare_digest(candidate.encode(), self.token.encode())
+
+    def _is_public(self, path: str) -> bool:
+        return any(path == p or (p.endswith("/") and p != "/" and path.startswith(p)) for p in self.public)
+
+    def _refusal(self, scope: Scope) -> str | None:
+        """Why this request is refused, or None."""
+        site = _header(scope, b"sec-fetch-site")
+        path = scope.get("path", "")
+        if scope["method"] not in SAFE_METHODS:
+            origin = _header(scope, b"origin")
+            own = f"{scope.get('scheme', 'http')}://{_header(scope, b'host') or ''}".lower()
+            if site not in (None, "same-origin") or (origin is not None and origin.lower() != own):
+                return "requests from other sites are refused"
+            if not self._valid(_header(scope, TOKEN_HEADER.encode())):
+                return "this request needs the server's token (reload the page)"
+            return None
+        if site == "cross-site" and path != "/":
+            return "requests from other sites are refused"
+        if self._is_public(path) or self._valid(_header(scope, TOKEN_HEADER.encode())):
+            return None
+        cookies = SimpleCookie()
+        try:
+            cookies.load(_header(scope, b"cookie") or "")
+        except Exception:  # a malformed cookie header: as if there were none
+            cookies = SimpleCookie()
+        morsel = cookies.get(cookie_name(scope))
+        if self._valid(morsel.value if morsel else None):
+            return None
+        return "this server needs its token: open the address that 'stylize serve' printed"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        given = [v for k, v in query if k == "token"]
+        if scope["method"] in SAFE_METHODS and given and self._valid(given[-1]):
+            rest = urlencode([(k, v) for k, v in query if k != "token"])
+            location = quote(scope.get("path", "/")) + (f"?{rest}" if rest else "")
+            await _reply(send, 303, "see the same address without the token",
+                         [(b"location", location.encode("latin-1")), (b"set-cookie", token_cookie(scope, self.token))])
+            return
+        reason = self._refusal(scope)
+        if reason is not None:
+            await _reply(send, 403, reason)
+            return
         await self.app(scope, receive, send)
 
 

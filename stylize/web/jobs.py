@@ -1,9 +1,11 @@
 """Jobs of the web app and the queue that runs them, one at a time per device.
 
-A :class:`Job` holds everything the page shows about one transfer: its status, the latest
-progress, the loss of every step, the latest preview JPEG and, at the end, the result file or
-the error. The :class:`JobQueue` keeps waiting jobs in order and has one worker thread per
-device; each worker takes the next job and hands it to a runner
+A :class:`Job` holds everything the page shows about one transfer while this server runs it: its
+status, the latest progress, the loss of every step, the latest preview JPEG and, at the end, the
+result or the error. Its :meth:`Job.record` is what the results database keeps
+(:mod:`stylize.web.store`); :func:`snapshot` turns a record (of a live job or of a stored one)
+into what the page gets. The :class:`JobQueue` keeps waiting jobs in order and has one worker
+thread per device; each worker takes the next job and hands it to a runner
 (:class:`stylize.web.runner.JobRunner`), which calls :func:`stylize.transfer`.
 
 Every change to a job bumps its ``version``; the event stream of the page sends a new snapshot
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import sys
 import threading
 import time
 import uuid
@@ -23,10 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stylize.web.store import CANCELLED, DONE, FAILED, INTERRUPTED, QUEUED, RUNNING, TERMINAL
+
 log = logging.getLogger("stylize.web")
 
-QUEUED, RUNNING, DONE, CANCELLED, FAILED = "queued", "running", "done", "cancelled", "failed"
-TERMINAL = frozenset({DONE, CANCELLED, FAILED})
+__all__ = ["CANCELLED", "DONE", "FAILED", "INTERRUPTED", "QUEUED", "RUNNING", "TERMINAL", "ImageInput", "Job",
+           "JobQueue", "QueueFullError", "snapshot"]
+
+INTERNAL_ERROR = "internal error: the job failed (the server's log has the details)"
 
 
 class QueueFullError(Exception):
@@ -35,21 +43,26 @@ class QueueFullError(Exception):
 
 @dataclass(frozen=True)
 class ImageInput:
-    """An image a job will read: a path the server chose, and a label for the page."""
+    """An image a job will read: a path the server chose, a label for the page, and its size."""
 
     label: str
     path: Path
+    size: tuple[int, int] = (0, 0)
 
 
-@dataclass
-class JobResult:
-    path: Path  # the PNG, inside the server's work folder
-    width: int
-    height: int
-    seconds: float
-    steps: int
-    stop_reason: str
-    stop_text: str
+def snapshot(record: dict[str, Any], losses: list[list[float | None]], *, loss_offset: int = 0,
+             queue_position: int = 0, progress: dict[str, Any] | None = None, version: int = 0) -> dict[str, Any]:
+    """What the page gets about a job, from its record and its loss points from ``loss_offset`` on."""
+    result = record["result"]
+    return {
+        "id": record["id"], "title": record["title"], "status": record["status"], "phase": record["phase"],
+        "queue_position": queue_position, "device": record["device"], "network": record["network"],
+        "notes": list(record["notes"]), "error": record["error"], "created": record["created"],
+        "content": record["content"], "styles": list(record["styles"]), "options": dict(record["options"]),
+        "settings": record["settings"], "work": record["work"], "progress": progress,
+        "preview_version": record["preview_version"], "version": version, "has_result": result is not None,
+        "result": None if result is None else dict(result), "loss_offset": loss_offset, "losses": losses,
+    }
 
 
 @dataclass(eq=False)  # jobs are compared by identity
@@ -59,6 +72,7 @@ class Job:
     content: ImageInput
     styles: list[ImageInput]
     options: dict[str, Any]
+    work: float = 0.0  # planned pixel-steps
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     status: str = QUEUED
     phase: str = "waiting in the queue"
@@ -70,10 +84,12 @@ class Job:
     losses: list[list[float | None]] = field(default_factory=list)  # [index, scale, total, content, style]
     preview: bytes | None = None
     preview_version: int = 0
-    result: JobResult | None = None
+    result: dict[str, Any] | None = None  # width, height, seconds, steps, stop_reason, stop_text
+    settings: dict[str, Any] | None = None
     created: float = field(default_factory=time.time)
     version: int = 0
     cancel_requested: threading.Event = field(default_factory=threading.Event)
+    stop_status: str = CANCELLED  # what a stopped run becomes: cancelled, or interrupted by a shutdown
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -114,17 +130,21 @@ class Job:
             self.phase = "painting"
             self._changed()
 
-    def set_preview(self, jpeg: bytes) -> None:
+    def set_preview(self, jpeg: bytes, best: dict[str, Any] | None = None) -> None:
+        """A new preview; with ``best`` (the result fields of the best image so far) a kept image."""
         with self._lock:
             self.preview = jpeg
             self.preview_version += 1
+            if best is not None:
+                self.result = best
             self._changed()
 
-    def finish(self, result: JobResult, *, cancelled: bool) -> None:
+    def finish(self, result: dict[str, Any], settings: dict[str, Any], *, stopped: bool, phase: str) -> None:
         with self._lock:
             self.result = result
-            self.status = CANCELLED if cancelled else DONE
-            self.phase = "cancelled: the best image so far was kept" if cancelled else result.stop_text
+            self.settings = settings
+            self.status = self.stop_status if stopped else DONE
+            self.phase = phase
             self._changed()
 
     def end(self, status: str, message: str) -> None:
@@ -134,55 +154,72 @@ class Job:
             self.phase = message
             if status == FAILED:
                 self.error = message
+            if status != INTERRUPTED or self.result is None:
+                self.result = None
             self._changed()
+
+    def record(self) -> dict[str, Any]:
+        """The job's row of the results database (:data:`stylize.web.store.COLUMNS`)."""
+        with self._lock:
+            return {
+                "id": self.id, "created": self.created, "updated": time.time(), "status": self.status,
+                "phase": self.phase, "title": self.title, "content": self.content.label,
+                "styles": [s.label for s in self.styles],
+                "options": {k: list(v) if isinstance(v, tuple) else v for k, v in self.options.items()},
+                "settings": self.settings, "device": self.device, "network": self.network,
+                "notes": list(self.notes), "error": self.error,
+                "result": None if self.result is None else dict(self.result), "work": self.work,
+                "preview_version": self.preview_version,
+            }
 
     def snapshot(self, *, loss_offset: int = 0, queue_position: int = 0) -> dict[str, Any]:
         """What the page needs, as JSON-ready data; ``losses`` holds the points from ``loss_offset`` on."""
+        record = self.record()
         with self._lock:
             offset = min(max(loss_offset, 0), len(self.losses))
-            result = self.result
-            return {
-                "id": self.id, "title": self.title, "status": self.status, "phase": self.phase,
-                "queue_position": queue_position, "device": self.device, "network": self.network,
-                "notes": list(self.notes), "error": self.error, "created": self.created,
-                "content": self.content.label, "styles": [s.label for s in self.styles],
-                "options": {k: list(v) if isinstance(v, tuple) else v for k, v in self.options.items()},
-                "progress": dict(self.progress) if self.progress else None,
-                "preview_version": self.preview_version, "version": self.version,
-                "has_result": result is not None,
-                "result": None if result is None else {
-                    "width": result.width, "height": result.height, "seconds": round(result.seconds, 2),
-                    "steps": result.steps, "stop_reason": result.stop_reason, "stop_text": result.stop_text,
-                },
-                "loss_offset": offset, "losses": [list(p) for p in self.losses[offset:]],
-            }
+            losses = [list(p) for p in self.losses[offset:]]
+            progress = dict(self.progress) if self.progress else None
+            version = self.version
+        return snapshot(record, losses, loss_offset=offset, queue_position=queue_position, progress=progress,
+                        version=version)
 
 
 Runner = Callable[[Job, str], None]
+
+
+def lower_priority(nice: int) -> None:
+    """Run the calling thread (and the compute threads it starts) at a lower CPU priority, so that
+    the server's event loop answers requests promptly while a job keeps every core busy (Linux:
+    a thread's own nice value; elsewhere nothing)."""
+    if nice <= 0 or not hasattr(os, "setpriority") or sys.platform != "linux":
+        return
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice))
 
 
 class JobQueue:
     """Waiting jobs in order, one worker thread per device, and the jobs of this server run.
 
     ``run(job, device)`` does the work; it must record the outcome in the job itself (the queue
-    marks a job failed only if ``run`` raises). The oldest finished jobs are forgotten beyond
-    ``max_jobs``, and ``on_forget(job)`` is called for each (to delete its files).
+    marks a job failed only if ``run`` raises). ``on_update(job)`` is called (from any thread) when
+    a job is submitted, starts, and ends, to keep its record; a job that ended is then let go (the
+    database has it).
     """
 
     def __init__(self, run: Runner, *, devices: tuple[str, ...] = ("auto",), max_waiting: int = 20,
-                 max_jobs: int = 100, on_forget: Callable[[Job], None] | None = None) -> None:
+                 on_update: Callable[[Job], None] | None = None, nice: int = 10) -> None:
         if not devices:
             raise ValueError("give at least one device")
         self._run = run
         self._devices = devices
         self._max_waiting = max_waiting
-        self._max_jobs = max_jobs
-        self._on_forget = on_forget
+        self._on_update = on_update or (lambda job: None)
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._waiting: deque[Job] = deque()
         self._cond = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._closed = False
+        self._nice = nice
 
     # -- public
 
@@ -192,10 +229,10 @@ class JobQueue:
                 raise QueueFullError("the server is shutting down")
             if len(self._waiting) >= self._max_waiting:
                 raise QueueFullError(f"{len(self._waiting)} jobs are already waiting; try again later")
+            self._on_update(job)
             self._start_workers()
             self._jobs[job.id] = job
             self._waiting.append(job)
-            self._forget_old()
             self._cond.notify()
         return job
 
@@ -221,21 +258,31 @@ class JobQueue:
             if job in self._waiting:
                 self._waiting.remove(job)
                 job.end(CANCELLED, "cancelled before it started")
+                self._ended(job)
                 self._touch_waiting()
 
     def close(self, timeout: float = 10.0) -> None:
-        """Cancel everything and wait (up to ``timeout`` seconds) for the workers to end."""
+        """Stop everything (running jobs keep their best image as ``interrupted``) and wait for the workers."""
         with self._cond:
             self._closed = True
-            for job in self._waiting:
-                job.end(CANCELLED, "the server shut down")
+            for job in list(self._waiting):
+                job.end(INTERRUPTED, "the server stopped before this job started")
+                self._ended(job)
             self._waiting.clear()
             for job in self._jobs.values():
+                job.stop_status = INTERRUPTED
                 job.cancel_requested.set()
             self._cond.notify_all()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+
+    def reopen(self) -> None:
+        """Take jobs again after :meth:`close` (an app whose lifespan starts again)."""
+        with self._cond:
+            if self._closed:
+                self._closed = False
+                self._threads = [t for t in self._threads if t.is_alive()]
 
     @property
     def closed(self) -> bool:
@@ -256,17 +303,20 @@ class JobQueue:
         for job in self._waiting:
             job.touch()
 
-    def _forget_old(self) -> None:
-        finished = [job for job in self._jobs.values() if job.status in TERMINAL]
-        for job in finished[: max(0, len(self._jobs) - self._max_jobs)]:
-            del self._jobs[job.id]
-            if self._on_forget is not None:
-                with contextlib.suppress(Exception):
-                    self._on_forget(job)
+    def _keep(self, job: Job) -> None:
+        try:
+            self._on_update(job)
+        except Exception:  # a full disk must not stop the worker; the job goes on in memory
+            log.exception("could not store job %s", job.id)
+
+    def _ended(self, job: Job) -> None:
+        self._keep(job)
+        self._jobs.pop(job.id, None)
 
     # -- the worker thread
 
     def _work(self, device: str) -> None:
+        lower_priority(self._nice)
         while True:
             with self._cond:
                 while not self._waiting and not self._closed:
@@ -276,10 +326,13 @@ class JobQueue:
                 job = self._waiting.popleft()
                 job.set_phase("starting", status=RUNNING, device=device)
                 self._touch_waiting()
+            self._keep(job)
             try:
                 self._run(job, device)
-            except Exception as exc:  # the runner reports errors itself; this is a last resort
+            except Exception:  # the runner reports errors itself; this is a last resort
                 log.exception("job %s failed", job.id)
-                job.end(FAILED, f"internal error ({type(exc).__name__}: {exc})")
+                job.end(FAILED, INTERNAL_ERROR)
             if job.status not in TERMINAL:
-                job.end(FAILED, "internal error (the job ended without an outcome)")
+                job.end(FAILED, INTERNAL_ERROR)
+            with self._cond:
+                self._ended(job)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -10,10 +11,12 @@ import pytest
 
 @pytest.fixture
 def make_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Any]]:
-    """``make_client(**create_app_kwargs)``: a started TestClient (on http://127.0.0.1), closed at the end."""
+    """``make_client(**create_app_kwargs)``: a started TestClient (on http://127.0.0.1) that sends the
+    server's token, closed at the end. Fields of :class:`stylize.web.app.Limits` may be given directly."""
     from fastapi.testclient import TestClient
 
     from stylize.web import create_app
+    from stylize.web.app import Limits
 
     from .helpers import tiny_factory
 
@@ -24,8 +27,14 @@ def make_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[.
         kwargs.setdefault("devices", ("cpu",))
         kwargs.setdefault("preview_interval", 0.0)
         kwargs.setdefault("event_interval", 0.0)
-        kwargs.setdefault("work_dir", tmp_path_factory.mktemp("web"))
-        client = TestClient(create_app(**kwargs), base_url="http://127.0.0.1")
+        kwargs.setdefault("data_dir", tmp_path_factory.mktemp("web"))
+        names = {f.name for f in dataclasses.fields(Limits)}
+        limits = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
+        if limits:
+            kwargs["limits"] = Limits(**limits)
+        app = create_app(**kwargs)
+        client = TestClient(app, base_url="http://127.0.0.1")
+        client.headers["x-stylize-token"] = app.state.server.token
         client.__enter__()
         clients.append(client)
         return client
@@ -38,5 +47,3 @@ def make_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[.
 @pytest.fixture
 def client(make_client: Callable[..., Any]) -> Any:
     return make_client()
-
-

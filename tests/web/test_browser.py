@@ -1,4 +1,5 @@
-"""End to end in a real headless Chromium: upload two images, watch the live preview, download.
+"""End to end in a real headless Chromium: upload two images, watch the live preview, download;
+reload the page and find the jobs in the history; restart the server and find them still there.
 
 Needs Debian's ``chromium`` and the ``playwright`` Python package (both installed by ``.ci/run``);
 the test is skipped without them. Playwright drives the system Chromium, so it never downloads a
@@ -17,7 +18,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -50,30 +51,54 @@ UPDATE_SCREENSHOT = os.environ.get("STYLIZE_UPDATE_SCREENSHOT") == "1"
 SIZE, STEPS, SCALES = (256, 40, "auto") if UPDATE_SCREENSHOT else (192, 80, "1")
 
 
+class Served:
+    """The app served by uvicorn on 127.0.0.1 and a free port, in a thread."""
+
+    def __init__(self, factory: Callable[..., object], data_dir: Path) -> None:
+        app = create_app(backbone_factory=factory, devices=("cpu",), preview_interval=0.25, event_interval=0.1,
+                         data_dir=data_dir)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+        self.sock.close()
+
+
 @pytest.fixture
-def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    """The app with the tiny network, served by uvicorn on 127.0.0.1 and a free port, in a thread."""
+def serve(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[[], str]]:
+    """``serve()`` starts the app with the tiny network on the test's results folder, stopping the
+    one started before (a server restart); its URL."""
     factory = tiny_factory
     if UPDATE_SCREENSHOT:
         real = request.getfixturevalue("real_vgg16")
         factory = lambda opts: real  # noqa: E731
-    app = create_app(backbone_factory=factory, devices=("cpu",), preview_interval=0.25, event_interval=0.1,
-                     work_dir=tmp_path / "work")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(15)
-    sock.close()
+    running: list[Served] = []
+
+    def start() -> str:
+        if running:
+            running.pop().stop()
+        running.append(Served(factory, tmp_path / "data"))
+        return running[-1].url
+
+    yield start
+    for served in running:
+        served.stop()
+
+
+def cards(page: object) -> list[str]:
+    """The statuses on the history's cards, newest first."""
+    return page.locator("#gallery .card .card-status").all_inner_texts()  # type: ignore[attr-defined]
 
 
 # Records, every time the page shows a new preview, the job status shown at that moment.
@@ -86,8 +111,10 @@ WATCH_PREVIEWS = """() => {
 }"""
 
 
-def test_upload_start_watch_and_download_in_a_real_browser(server: str, images_dir: Path, tmp_path: Path) -> None:
+def test_upload_start_watch_and_download_in_a_real_browser(serve: Callable[[], str], images_dir: Path,
+                                                          tmp_path: Path) -> None:
     executable = chromium_path()
+    server = serve()
     content = images_dir / "content" / "building_eiffel_tower.jpg"
     style = images_dir / "style" / "van_gogh_starry_night.jpg"
     with sync_api.sync_playwright() as playwright:
@@ -145,13 +172,13 @@ def test_upload_start_watch_and_download_in_a_real_browser(server: str, images_d
             page.wait_for_timeout(300)  # let the bar's transition end
             shot = page.screenshot(full_page=True)
 
-            # A job that fails shows its error on the page, and the next job still runs: cancel it.
+            # A job the server refuses shows why on the page, and the next job still runs: cancel it.
             page.click("#more-options summary")
             page.fill("#opt-style_layers", "relu1_1,relu9_9")
             page.click("#start")
-            page.wait_for_selector("#job-error:not([hidden])", timeout=60_000)
-            assert "'relu9_9' is not a layer" in page.locator("#job-error").inner_text()
-            assert page.locator("#job-status").inner_text() == "failed"
+            page.wait_for_function("() => document.getElementById('start-error').textContent.includes('relu9_9')",
+                                   timeout=60_000)
+            assert "unknown layer 'relu9_9'" in page.locator("#start-error").inner_text()
             page.click("#reset-options")
             page.fill("#opt-size", "64")
             page.fill("#opt-steps", "2000")
@@ -165,8 +192,29 @@ def test_upload_start_watch_and_download_in_a_real_browser(server: str, images_d
             page.wait_for_function("() => document.getElementById('job-status').textContent === 'cancelled'",
                                    timeout=120_000)
             assert page.locator("#download").get_attribute("aria-disabled") == "false"  # the best image so far
-            assert page.locator("#gallery .card").count() == 3
-            assert not console_errors, console_errors
+            assert page.locator("#gallery .card").count() == 2
+
+            # Reload: the history comes from the server. Then restart the server: still there.
+            expected = ["cancelled", "done"]
+            page.reload()
+            page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+            page.wait_for_function("() => document.querySelectorAll('#gallery .card').length === 2")
+            assert cards(page) == expected
+            server = serve()
+            page.goto(server + "/")
+            page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+            page.wait_for_function("() => document.querySelectorAll('#gallery .card').length === 2")
+            assert cards(page) == expected
+            assert "2 job(s) kept by this server" in page.locator("#history-note").inner_text()
+            page.locator(f"#gallery .card[data-id='{job_id}']").click()
+            page.wait_for_function("() => document.getElementById('job-status').textContent === 'done'")
+            assert saved.read_bytes() == page.request.get(f"{server}/api/jobs/{job_id}/result.png").body()
+            page.locator(f"#gallery .card[data-id='{job_id}'] .card-delete").click()
+            page.wait_for_function("() => document.querySelectorAll('#gallery .card').length === 1")
+            assert page.request.get(f"{server}/api/jobs/{job_id}").status == 404
+            # The only error the browser saw: the answer to the refused job.
+            assert console_errors == ["Failed to load resource: the server responded with a status of 400 "
+                                      "(Bad Request)"], console_errors
         finally:
             browser.close()
     with Image.open(io.BytesIO(shot)) as image:

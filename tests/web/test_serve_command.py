@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -54,9 +55,10 @@ def test_bad_arguments(args: list[str], message: str, capsys: pytest.CaptureFixt
     assert err.startswith("stylize: error: ") and message in err and len(err.strip().splitlines()) == 1
 
 
-def serve(*args: str) -> tuple[subprocess.Popen, str, str]:
-    """Start ``stylize serve --port 0 ARGS``; the process, the URL it prints and what it printed before."""
-    proc = subprocess.Popen([sys.executable, "-m", "stylize", "serve", "--port", "0", *args], cwd=REPO,
+def serve(data: Path, *args: str) -> tuple[subprocess.Popen, str, str]:
+    """Start ``stylize serve --port 0 --data DATA ARGS``; the process, the URL it prints and what it printed before."""
+    proc = subprocess.Popen([sys.executable, "-m", "stylize", "serve", "--port", "0", "--data", str(data), *args],
+                            cwd=REPO,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     lines = []
     deadline = time.monotonic() + 60
@@ -82,8 +84,8 @@ def stop(proc: subprocess.Popen) -> tuple[int, str]:
     return proc.returncode, err
 
 
-def test_serve_answers_on_localhost_and_stops_on_ctrl_c() -> None:
-    proc, url, _ = serve()
+def test_serve_answers_on_localhost_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    proc, url, _ = serve(tmp_path)
     try:
         assert url.startswith("http://127.0.0.1:")
         with urllib.request.urlopen(url + "api/options", timeout=30) as response:
@@ -94,6 +96,25 @@ def test_serve_answers_on_localhost_and_stops_on_ctrl_c() -> None:
     finally:
         code, err = stop(proc)
     assert code == 0 and "Traceback" not in err and "error" not in err
+    assert (tmp_path / "stylize-web.sqlite3").is_file()  # the results folder it was given
+
+
+def test_beyond_loopback_the_printed_url_carries_the_token(tmp_path: Path) -> None:
+    proc, url, before = serve(tmp_path, "--host", "0.0.0.0")
+    try:
+        assert "there is no TLS" in before
+        found = re.fullmatch(r"http://127\.0\.0\.1:(\d+)/\?token=([\w-]+)", url)
+        assert found, url
+        base, token = f"http://127.0.0.1:{found.group(1)}/", found.group(2)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(base + "api/options", timeout=30)
+        assert refused.value.code == 403
+        request = urllib.request.Request(base + "api/options", headers={"x-stylize-token": token})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200
+    finally:
+        code, err = stop(proc)
+    assert code == 0 and "Traceback" not in err
 
 
 def test_serve_warns_when_listening_beyond_this_machine(capsys: pytest.CaptureFixture[str]) -> None:
@@ -104,3 +125,16 @@ def test_serve_warns_when_listening_beyond_this_machine(capsys: pytest.CaptureFi
     lines = capsys.readouterr().err.splitlines()
     assert lines[0].startswith("stylize: warning: listening on 0.0.0.0: anyone who can reach this machine")
     assert lines[1].startswith("stylize: error: --port: cannot listen on 0.0.0.0:")
+
+
+def test_one_results_folder_serves_one_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from stylize.web.store import FolderInUseError, ResultStore
+
+    store = ResultStore(tmp_path)
+    try:
+        with pytest.raises(FolderInUseError):  # (checked first: without the lock, serve would not return)
+            ResultStore(tmp_path)
+        assert main(["serve", "--port", "0", "--data", str(tmp_path)]) == 2
+    finally:
+        store.close()
+    assert capsys.readouterr().err == f"stylize: error: --data: {tmp_path} is used by another stylize server\n"

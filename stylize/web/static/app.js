@@ -4,8 +4,10 @@
 
 (() => {
   const $ = (id) => document.getElementById(id);
-  const TERMINAL = new Set(["done", "cancelled", "failed"]);
-  const STORE_KEY = "stylize.session.jobs";
+  const TERMINAL = new Set(["done", "cancelled", "failed", "interrupted"]);
+  // The server's token, given with the page: sent with every request that changes something.
+  const TOKEN = (document.querySelector('meta[name="stylize-token"]') || {}).content || "";
+  const HISTORY_SIZE = 60;
 
   const state = {
     fields: [],
@@ -15,6 +17,7 @@
     styles: [],
     current: null, // id of the job on the stage
     snapshots: new Map(), // job id -> latest snapshot
+    order: [], // job ids of the history, newest first (from the server: every tab, every run)
     points: [], // loss points of the job on the stage: [index, scale, total, content, style]
     previewVersion: 0,
     source: null, // EventSource of the job on the stage
@@ -36,7 +39,9 @@
   }
 
   async function api(path, options = {}) {
-    const response = await fetch(path, options);
+    const headers = Object.assign({ "X-Stylize-Token": TOKEN }, options.headers || {});
+    const response = await fetch(path, Object.assign({}, options, { headers, credentials: "same-origin" }));
+    if (response.status === 204) return null;
     let body = null;
     try { body = await response.json(); } catch (e) { /* not JSON */ }
     if (!response.ok) {
@@ -251,14 +256,8 @@
 
   // ------------------------------------------------------------------ jobs
 
-  function sessionJobs() {
-    try { return JSON.parse(sessionStorage.getItem(STORE_KEY)) || []; } catch (e) { return []; }
-  }
-
   function rememberJob(id) {
-    const ids = sessionJobs().filter((x) => x !== id);
-    ids.push(id);
-    sessionStorage.setItem(STORE_KEY, JSON.stringify(ids.slice(-50)));
+    state.order = [id, ...state.order.filter((x) => x !== id)];
   }
 
   async function start() {
@@ -303,9 +302,10 @@
       if (TERMINAL.has(update.status)) { source.close(); if (state.source === source) state.source = null; }
     });
     source.onerror = () => {
-      if (source.readyState === EventSource.CLOSED && state.current === id) {
-        $("job-phase").textContent = "Lost the connection to the server.";
-      }
+      if (state.current !== id) return;
+      $("job-phase").textContent = source.readyState === EventSource.CLOSED
+        ? "Lost the connection to the server (it may have restarted): reload the page to see its jobs."
+        : "Lost the connection to the server; trying again…";
     };
   }
 
@@ -449,6 +449,17 @@
 
   // ------------------------------------------------------------------ gallery
 
+  async function deleteJob(id) {
+    try {
+      await api(`/api/jobs/${id}`, { method: "DELETE" });
+      state.order = state.order.filter((x) => x !== id);
+      state.snapshots.delete(id);
+      renderGallery();
+    } catch (error) {
+      setError("gallery-error", error.message);
+    }
+  }
+
   function galleryItem(snap) {
     const hasImage = snap.preview_version > 0;
     return el("div", { role: "button", tabindex: "0", className: `card ${snap.status}`, "data-id": snap.id,
@@ -463,6 +474,9 @@
       ]),
       snap.has_result ? el("a", { className: "card-download", href: `/api/jobs/${snap.id}/result.png`, download: "",
         text: "⤓", title: "Download", onclick: (event) => event.stopPropagation() }) : null,
+      TERMINAL.has(snap.status) ? el("button", { type: "button", className: "card-delete", text: "×",
+        title: "Delete", "aria-label": `delete ${snap.title}`,
+        onclick: (event) => { event.stopPropagation(); deleteJob(snap.id); } }) : null,
     ]);
   }
 
@@ -480,7 +494,7 @@
 
   function renderGallery() {
     const gallery = $("gallery");
-    const snaps = sessionJobs().map((id) => state.snapshots.get(id)).filter(Boolean).reverse();
+    const snaps = state.order.map((id) => state.snapshots.get(id)).filter(Boolean);
     $("gallery-empty").hidden = snaps.length > 0;
     for (const card of gallery.querySelectorAll(".card")) card.remove();
     for (const snap of snaps) {
@@ -490,31 +504,34 @@
     }
   }
 
-  async function loadSession() {
-    const kept = [];
-    for (const id of sessionJobs()) {
-      try {
-        state.snapshots.set(id, await api(`/api/jobs/${id}?offset=1000000000`));
-        kept.push(id);
-      } catch (e) { /* the server was restarted: that job is gone */ }
+  // The history comes from the server: jobs of every tab and of earlier runs of the server.
+  async function loadHistory() {
+    try {
+      const data = await api(`/api/jobs?limit=${HISTORY_SIZE}`);
+      setError("gallery-error", "");
+      const fresh = [];
+      for (const snap of data.jobs) {
+        const known = state.snapshots.get(snap.id);
+        if (!known || snap.version !== known.version || snap.status !== known.status) state.snapshots.set(snap.id, snap);
+        fresh.push(snap.id);
+      }
+      const changed = fresh.join() !== state.order.join();
+      state.order = fresh;
+      if (changed) renderGallery();
+      else for (const id of fresh) if (id !== state.current) renderGalleryItem(state.snapshots.get(id));
+      $("history-note").textContent = data.total
+        ? `${data.total} job(s) kept by this server; beyond ${data.keep_jobs} the oldest are deleted.` : "";
+      return data.jobs;
+    } catch (error) {
+      setError("gallery-error", `Could not load the history: ${error.message}`);
+      return [];
     }
-    sessionStorage.setItem(STORE_KEY, JSON.stringify(kept));
-    renderGallery();
-    const running = kept.filter((id) => !TERMINAL.has(state.snapshots.get(id).status));
-    if (running.length) follow(running[running.length - 1]);
   }
 
-  // Jobs of the session that are not on the stage: refresh their cards now and then.
-  async function pollOthers() {
-    for (const id of sessionJobs()) {
-      const snap = state.snapshots.get(id);
-      if (id === state.current || !snap || TERMINAL.has(snap.status)) continue;
-      try {
-        const fresh = await api(`/api/jobs/${id}?offset=1000000000`);
-        state.snapshots.set(id, fresh);
-        renderGalleryItem(fresh);
-      } catch (e) { /* gone with a server restart */ }
-    }
+  async function loadSession() {
+    const jobs = await loadHistory();
+    const running = jobs.filter((snap) => !TERMINAL.has(snap.status));
+    if (running.length) follow(running[0].id);
   }
 
   // ------------------------------------------------------------------ start up
@@ -538,7 +555,7 @@
       setError("start-error", `Could not reach the server: ${error.message}`);
     }
     await loadSession();
-    setInterval(pollOthers, 2000);
+    setInterval(loadHistory, 3000);
     document.body.dataset.ready = "1";
   }
 

@@ -1,0 +1,141 @@
+"""Latency of the web app's status route while jobs run: 20 queued jobs, bursts of 200 concurrent requests.
+
+Starts ``stylize.web.create_app`` in a child process on 127.0.0.1 (a free port; nothing else is
+contacted), submits ``--jobs`` jobs, and while the first one runs sends ``--rounds`` bursts of
+``--concurrency`` requests at once, half ``GET /api/jobs/{id}`` (the status of the running job,
+with all its losses) and half ``GET /`` (the page). Prints p50 / p95 / max latency per route and
+the number of errors. The tiny network makes the worst case for the event loop: its steps are
+short, so the job's Python code (callback, preview encoding) runs most often.
+
+    flock /tmp/stylize-bench.lock .venv/bin/python bench/bench_web_latency.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+
+SERVER = """
+import sys, uvicorn
+from stylize.backbone import tiny_backbone
+from stylize.web import create_app
+data, port, network, nice = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+factory = (lambda o: tiny_backbone(o.model, pooling=o.pooling, seed=0)) if network == "tiny" else None
+app = create_app(backbone_factory=factory, devices=("cpu",), data_dir=data, token="bench", preview_interval=0.5,
+                 event_interval=0.25, allow_download=False, job_nice=nice)
+uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def timed(client: httpx.AsyncClient, path: str) -> tuple[str, float, bool]:
+    start = time.perf_counter()
+    try:
+        response = await client.get(path)
+        ok = response.status_code == 200
+    except httpx.HTTPError:
+        ok = False
+    return path, time.perf_counter() - start, ok
+
+
+async def run(url: str, args: argparse.Namespace) -> dict[str, list[float]]:
+    limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
+    async with httpx.AsyncClient(base_url=url, headers={"x-stylize-token": "bench"}, limits=limits,
+                                 timeout=60) as client:
+        body = {"content": {"example": "astronaut"}, "styles": [{"example": "the_scream"}],
+                "options": {"size": args.size, "steps": args.steps, "scales": "1", "tol": 0, "model": "vgg16"}}
+        ids = []
+        for _ in range(args.jobs):
+            response = await client.post("/api/jobs", content=json.dumps(body),
+                                         headers={"content-type": "application/json"})
+            response.raise_for_status()
+            ids.append(response.json()["id"])
+        while True:
+            snap = (await client.get(f"/api/jobs/{ids[0]}")).json()
+            if (snap["status"] == "done") if args.idle else snap["progress"] is not None:
+                break
+            await asyncio.sleep(0.1)
+        results: dict[str, list[float]] = {"status": [], "page": [], "errors": []}
+        for _ in range(args.rounds):
+            paths = [f"/api/jobs/{ids[0]}" if i % 2 == 0 else "/" for i in range(args.concurrency)]
+            for path, seconds, ok in await asyncio.gather(*(timed(client, p) for p in paths)):
+                results["page" if path == "/" else "status"].append(seconds)
+                if not ok:
+                    results["errors"].append(seconds)
+            await asyncio.sleep(args.pause)
+        snap = (await client.get(f"/api/jobs/{ids[0]}")).json()
+        results["steps_done"] = [len(snap["losses"])]
+        return results
+
+
+def measure(args: argparse.Namespace, network: str, nice: int) -> dict[str, list[float]]:
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="stylize-bench-web-") as data:
+        proc = subprocess.Popen([sys.executable, "-c", SERVER, data, str(port), network, str(nice)], cwd=REPO,
+                                env={**os.environ, "PYTHONPATH": str(REPO)})
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    httpx.get(url + "/api/options", timeout=5)
+                    break
+                except httpx.HTTPError:
+                    if time.monotonic() > deadline or proc.poll() is not None:
+                        raise SystemExit("the server did not start") from None
+                    time.sleep(0.2)
+            return asyncio.run(run(url, args))
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--pause", type=float, default=0.2, help="seconds between bursts")
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--networks", default="tiny,vgg16", help="tiny (random, no weights) and/or vgg16 (cached)")
+    parser.add_argument("--nice", default="0,10", help="job_nice values to compare")
+    parser.add_argument("--idle", action="store_true", help="one job of 20 steps, measured after it ended (the floor)")
+    args = parser.parse_args()
+    if args.idle:
+        args.jobs, args.steps = 1, 20
+    print(f"{args.jobs} queued jobs of {args.size} px; {args.rounds} bursts of {args.concurrency} concurrent "
+          "requests (half status, half page) while the first job runs")
+    print(f"{'network':<8} {'nice':>4} {'route':<7} {'requests':>8} {'p50 s':>7} {'p95 s':>7} {'max s':>7} "
+          f"{'errors':>6} {'job steps':>9}")
+    for network in args.networks.split(","):
+        for nice in (int(n) for n in args.nice.split(",")):
+            results = measure(args, network, nice)
+            for route in ("status", "page"):
+                values = sorted(results[route])
+                p95 = values[min(len(values) - 1, int(0.95 * len(values)))]
+                print(f"{network:<8} {nice:>4} {route:<7} {len(values):>8} {statistics.median(values):>7.3f} "
+                      f"{p95:>7.3f} {values[-1]:>7.3f} {len(results['errors']):>6} {results['steps_done'][0]:>9}",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
