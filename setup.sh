@@ -13,5 +13,5 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
     .venv/bin/python -m pip install -q "torch==2.13.0"
   fi
 fi
-.venv/bin/python -m pip install -q -e ".[offline,web,video,bench,dev]"
+.venv/bin/python -m pip install -q -e ".[offline,web,video,ray,bench,dev]"
 echo "stylize is set up: activate with 'source .venv/bin/activate'"
