@@ -21,6 +21,7 @@ PAIRS = {
     "forest_great_wave": ("content/forest_stream.jpg", "style/hokusai_great_wave.jpg"),
     "canal_kandinsky": ("content/street_canal_colorful_houses.jpg", "style/kandinsky_composition_vii.jpg"),
     "golden_gate_turner": ("content/coast_golden_gate_fog.jpg", "style/turner_shipwreck_of_the_minotaur.jpg"),
+    "astronaut_water_lilies": ("content/portrait_astronaut.png", "style/monet_water_lilies_1919.jpg"),
 }
 
 

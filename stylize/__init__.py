@@ -23,28 +23,30 @@ _EXPORTS = {
     "Options": "stylize.options", "StopReason": "stylize.optimize",
     "InputError": "stylize.errors", "OptionError": "stylize.errors", "OutputError": "stylize.errors",
     "StopTransfer": "stylize.errors", "StylizeError": "stylize.errors", "WeightsError": "stylize.errors",
-    "video": "stylize.video",
 }
+#: sub-packages that are callable themselves: stylize.batch(jobs, ...), stylize.video(clip, style, ...)
+_CALLABLE_PACKAGES = ("batch", "video")
 
 if TYPE_CHECKING:
     from stylize.api import Progress, Result, transfer
     from stylize.errors import InputError, OptionError, OutputError, StopTransfer, StylizeError, WeightsError
     from stylize.optimize import StopReason
     from stylize.options import Options
-    from stylize.video import video
 
 
 def __getattr__(name: str) -> Any:
+    if name in _CALLABLE_PACKAGES:
+        return importlib.import_module(f"stylize.{name}")
     if name not in _EXPORTS:
         raise AttributeError(f"module 'stylize' has no attribute {name!r}")
     return getattr(importlib.import_module(_EXPORTS[name]), name)
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+    return sorted([*globals(), *_EXPORTS, *_CALLABLE_PACKAGES])
 
 
 __all__ = [
     "InputError", "OptionError", "Options", "OutputError", "Progress", "Result", "StopReason", "StopTransfer",
-    "StylizeError", "WeightsError", "transfer", "video",
+    "StylizeError", "WeightsError", "batch", "transfer", "video",
 ]

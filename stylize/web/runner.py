@@ -29,7 +29,7 @@ from stylize.errors import InputError, OptionError, StopTransfer
 from stylize.imageio import load_image, resize_to_long_side, save_image
 from stylize.network import BackboneFactory, NetworkCache
 from stylize.optimize import STOP_REASONS
-from stylize.tiles import long_side_size
+from stylize.pyramid import long_side_size
 from stylize.web.jobs import CANCELLED, FAILED, INTERNAL_ERROR, ImageInput, Job
 from stylize.web.store import ResultStore
 from stylize.web.uploads import DecodeBudget, decode_pixels
