@@ -18,7 +18,8 @@ import sys
 import types
 from typing import Any
 
-from stylize.batch.executors import Executor, InlineExecutor, LocalExecutor, Outcome, StepInfo, Task, make_executor
+from stylize.batch.choose import make_executor
+from stylize.batch.executors import Executor, InlineExecutor, LocalExecutor, Outcome, StepInfo, Task
 from stylize.batch.jobs import Job, expand_images, plan_jobs, read_manifest
 from stylize.batch.run import BatchProgress, JobResult, run_batch
 

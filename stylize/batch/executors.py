@@ -38,11 +38,10 @@ import PIL.Image
 from stylize.api import Progress, Result, make_options, transfer
 from stylize.backbone import Backbone
 from stylize.errors import StylizeError
-from stylize.network import load_network
+from stylize.network import BackboneFactory, load_network
 from stylize.options import Options
 from stylize.runs import network_key
 
-BackboneFactory = Callable[[Options], Backbone]
 #: ``hook(task, progress)`` runs in the worker after every step (tests use it to kill a worker).
 StepHook = Callable[["Task", Progress], None]
 #: Files that options may name and that are sent along with the images when paths are not shared.
@@ -396,18 +395,5 @@ class LocalExecutor(Executor):
             self.outbox = None
 
 
-def make_executor(*, workers: int = 1, ray: str | None = None, backbone_factory: BackboneFactory | None = None,
-                  hook: StepHook | None = None, **ray_options: Any) -> Executor:
-    """``ray`` (``auto``, ``local`` or an address) -> a :class:`RayExecutor`; ``workers`` 0 -> in this
-    process; otherwise that many local worker processes."""
-    if ray is not None:
-        from stylize.batch.ray_executor import RayExecutor
-
-        return RayExecutor(ray, actors=workers or None, backbone_factory=backbone_factory, hook=hook, **ray_options)
-    if workers == 0:
-        return InlineExecutor(backbone_factory=backbone_factory, hook=hook)
-    return LocalExecutor(workers, backbone_factory=backbone_factory, hook=hook)
-
-
 __all__ = ["DEFAULT_WORKERS", "BackboneFactory", "Executor", "InlineExecutor", "LocalExecutor", "Outcome", "StepHook",
-           "StepInfo", "Task", "Worker", "default_cores", "load_network", "make_executor", "task_data"]
+           "StepInfo", "Task", "Worker", "default_cores", "load_network", "task_data"]

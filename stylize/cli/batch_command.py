@@ -18,7 +18,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from stylize.batch.executors import DEFAULT_WORKERS, Executor, InlineExecutor, make_executor
+from stylize.batch.choose import make_executor
+from stylize.batch.executors import DEFAULT_WORKERS, Executor, InlineExecutor
 from stylize.batch.index import INDEX_CSV, INDEX_JSON, compact, is_done, prepare_folder, read_index, write_index
 from stylize.batch.jobs import FORMATS, Job, check_format, plan_jobs, read_manifest
 from stylize.batch.ray_executor import import_ray

@@ -265,7 +265,7 @@ def default_frame_steps(opts: Options) -> int:
     counted in output-size steps (a step at half the size costs a quarter). The defaults give 14 at
     256 px (48 + 24 steps at 128 and 256 px), 8 at 512 px and above (48 + 24 + 12); at least 4."""
     sizes = scale_sizes(opts.scales, opts.size)
-    work = sum(n * (s / sizes[-1]) ** 2 for n, s in zip(scale_steps(opts.steps, len(sizes)), sizes, strict=True))
+    work = sum(n * (s / sizes[-1]) ** 2 for n, s in zip(scale_steps(opts.steps, sizes), sizes, strict=True))
     return max(4, round(LATER_FRAME_WORK * work))
 
 

@@ -38,6 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stylize.errors import StylizeError
 from stylize.imageio import DEFAULT_MAX_PIXELS
+from stylize.pyramid import MAX_SCALES
 from stylize.web import routes_inputs, routes_jobs
 from stylize.web.budget import WorkLimits
 from stylize.web.form import FormLimits
@@ -59,7 +60,7 @@ class Limits:
     max_upload_pixels: int = 50_000_000
     max_size: int = 2048
     max_steps: int = 2000  # also --tile-steps and --window
-    max_scales: int = 4
+    max_scales: int = MAX_SCALES  # --scales auto visits 128 px ... --size
     max_tiles: int = 64  # per scale
     max_work: float = 400e6  # pixel-steps per job (a default 2048 px run, tiled: 230 million)
     max_seconds: float = 1800.0  # per job; then it stops and keeps its best image

@@ -23,12 +23,13 @@ from typing import Any
 
 import PIL.Image
 
-from stylize.api import Progress, make_options, style_long_side, transfer
+from stylize.api import Progress, make_options, transfer
 from stylize.atomic import write_atomically
 from stylize.errors import InputError, OptionError, StopTransfer
 from stylize.imageio import load_image, resize_to_long_side, save_image
 from stylize.network import BackboneFactory, NetworkCache
 from stylize.optimize import STOP_REASONS
+from stylize.plan import style_long_side
 from stylize.pyramid import long_side_size
 from stylize.web.jobs import CANCELLED, FAILED, INTERNAL_ERROR, ImageInput, Job
 from stylize.web.store import ResultStore
@@ -162,8 +163,8 @@ class JobRunner:
         final = long_side_size(content.size, opts.size)  # the photo's size at the last scale
         styles = []
         for style in job.styles:
-            header = PIL.Image.new("1", style.size or (1, 1))  # style_long_side needs only the size
-            styles.append(self._load(style, "style image", style_long_side(header, final, opts.style_scale)))
+            side = style_long_side(style.size or (1, 1), final, opts.style_scale)
+            styles.append(self._load(style, "style image", side))
         if job.cancel_requested.is_set():
             job.end(job.stop_status, "cancelled before it started" if job.stop_status == CANCELLED
                     else "the server stopped before this job started")

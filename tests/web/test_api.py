@@ -348,11 +348,11 @@ def test_requests_for_other_host_names_are_refused(client: TestClient) -> None:
 @pytest.mark.integration
 def test_the_real_network_is_loaded_once_and_a_fallback_is_noted(make_client, offline_weights,  # noqa: ANN001
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    import stylize.web.runner as runner
+    import stylize.network as network
 
     loads = []
-    real_load = runner.load_backbone
-    monkeypatch.setattr(runner, "load_backbone", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    real_load = network.load_backbone
+    monkeypatch.setattr(network, "load_backbone", lambda *a, **k: loads.append(a) or real_load(*a, **k))
     client = make_client(backbone_factory=None, allow_download=False)
     snaps = []
     for _ in range(2):
