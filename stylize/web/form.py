@@ -24,7 +24,7 @@ from typing import Any
 
 from stylize.api import make_options
 from stylize.errors import OptionError
-from stylize.options import Options, flag
+from stylize.options import Options, flag, option_kind
 
 #: Options the server decides (device, limits, downloads); never taken from a client.
 SERVER_OPTIONS = frozenset({"device", "max_pixels", "allow_download", "weights", "weights_convention"})
@@ -74,28 +74,6 @@ def _show(number: float) -> str:
     except OverflowError:
         return "a huger number"
     return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:g}"
-
-
-def _kind(annotation: str, choices: tuple[str, ...] | None) -> tuple[str, bool]:
-    """(widget kind, whether None is allowed) from a field's annotation string."""
-    text = annotation.replace(" ", "")
-    optional = text.endswith("|None") or text.startswith("None|") or text.startswith("Optional[")
-    base = text.removesuffix("|None").removeprefix("None|")
-    if choices:
-        return "choice", optional
-    if base.startswith("tuple[float"):
-        return "floats", optional
-    if base.startswith("tuple[int"):
-        return "ints", optional
-    if base.startswith("tuple"):
-        return "strings", optional
-    if base == "bool":
-        return "bool", optional
-    if base == "int":
-        return "int", optional
-    if base == "float":
-        return "float", optional
-    return "text", optional
 
 
 def _names_file(metavar: str | None) -> bool:
@@ -153,7 +131,8 @@ def form_fields(limits: FormLimits = FormLimits()) -> list[FormField]:
             choices = _word_choices(metavar)
             if choices is None:
                 continue  # a path on the server: not for visitors
-        kind, optional = _kind(str(f.type), choices)
+        shared = option_kind(f)  # the one table of option kinds (stylize.options)
+        kind, optional = ("choice" if choices else shared.kind), shared.optional
         if kind in ("text", "strings") and f.name not in FREE_TEXT_OPTIONS:
             continue
         group = meta.get("group", "main")
