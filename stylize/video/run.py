@@ -263,7 +263,8 @@ LATER_FRAME_WORK = 0.4
 def default_frame_steps(opts: Options) -> int:
     """Steps of each later frame: :data:`LATER_FRAME_WORK` of the first frame's coarse-to-fine work
     counted in output-size steps (a step at half the size costs a quarter). The defaults give 14 at
-    256 px (48 + 24 steps at 128 and 256 px), 8 at 512 px and above (48 + 24 + 12); at least 4."""
+    256 px (48 + 24 steps at 128 and 256 px), 8 at 512 px (48 + 24 + 12), at least 4 (2048 px and above,
+    where the first frame's own schedule is cheap per output pixel)."""
     sizes = scale_sizes(opts.scales, opts.size)
     work = sum(n * (s / sizes[-1]) ** 2 for n, s in zip(scale_steps(opts.steps, sizes), sizes, strict=True))
     return max(4, round(LATER_FRAME_WORK * work))
