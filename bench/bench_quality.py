@@ -245,8 +245,8 @@ class Scorer:
 
     def _prepare(self, pair: tuple[str, str], size: int) -> Prepared:
         from bench.quality_metrics import VGGStyleDistances, content_scores
-        from stylize.plan import style_long_side
         from stylize.imageio import load_image, resize_to_long_side, save_image
+        from stylize.plan import style_long_side
 
         photo = resize_to_long_side(load_image(self.images / "content" / pair[0], max_side=size), size)
         painting_path = self.images / "style" / pair[1]

@@ -180,10 +180,12 @@ def _start_image(opts: Options, content: torch.Tensor, init: PIL.Image.Image | N
 
 
 def _refine(start: torch.Tensor, objective: Objective, scale: ScalePlan, plan: RunPlan, opts: Options,
-            on_step: Callable[..., None]) -> OptimizeResult:
-    """Optimize one scale: the whole image, or tile by tile against the scale's global targets."""
+            on_step: Callable[..., None], step_scale: float | None = None) -> OptimizeResult:
+    """Optimize one scale: the whole image, or tile by tile against the scale's global targets;
+    ``step_scale`` (the previous scale's learned L-BFGS step, with ``warm_steps``) sizes the first step."""
     common = {"steps": scale.steps, "optimizer": opts.optimizer, "lr": opts.lr, "tol": opts.tol,
-              "window": opts.window, "on_step": on_step}
+              "window": opts.window, "on_step": on_step, "carry": opts.warm_steps,
+              "step_scale": step_scale if opts.warm_steps else None}
     if scale.layout is None:
         return optimize(start, objective, **common)
     return optimize_tiled(start, objective, layout=scale.layout, margin=plan.margin, **common)
@@ -272,6 +274,7 @@ def transfer(
         on_plan(plan, estimate)
     log = _RunLog(plan, callback)
     image: torch.Tensor | None = None
+    step_scale: float | None = None  # the L-BFGS step size learned so far, per pixel value
     for scale in plan.scales:
         try:  # targets of this scale; Ctrl-C here keeps the finished scales' image
             content_t, style_ts = inputs.at(scale, device)
@@ -285,8 +288,8 @@ def transfer(
             log.stop_reasons.append(StopReason.INTERRUPTED)
             break
         with run_settings(device):  # measured faster: see stylize.runtime and BENCHMARKS.md
-            result = _refine(start, objective, scale, plan, opts, log.hook(scale))
-        image = result.image
+            result = _refine(start, objective, scale, plan, opts, log.hook(scale), step_scale)
+        image, step_scale = result.image, result.step_scale
         log.stop_reasons.append(result.stop_reason)
         # Let go of this scale's targets and images before the next, larger scale builds its own:
         # at 8192 px they are gigabytes (issue 4's memory bound).

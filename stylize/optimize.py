@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from stylize.errors import StopTransfer
+from stylize.lbfgs import LBFGS
 from stylize.options import OPTIMIZERS
 
 #: loss_fn(image) -> (total loss, {name: value}); the dict holds python floats for logging
@@ -28,6 +29,7 @@ from stylize.options import OPTIMIZERS
 LossFunction = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
 
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
+WARM_FACTOR = 0.5  # a warm-started L-BFGS takes this share of the step size learned before
 
 
 class StopReason(str, enum.Enum):
@@ -79,13 +81,17 @@ class OptimizeResult:
     history: list[StepRecord] = field(default_factory=list)
     stop_reason: StopReason = StopReason.MAX_STEPS
     restores: int = 0
+    #: the L-BFGS step size learned (the inverse curvature sᵀy/yᵀy), for the next run's first step
+    #: (``optimize(step_scale=...)``); None when not known (Adam, or fewer than two steps). The losses
+    #: are normalized, so it stays about the same from scale to scale and tile to tile (1.5-7 at the
+    #: end of one scale and the first steps of the next, measured on VGG-16 at 128 -> 256 px).
+    step_scale: float | None = None
 
 
-def _make_optimizer(name: str, param: torch.Tensor, lr: float, history_size: int) -> torch.optim.Optimizer:
+def _make_optimizer(name: str, param: torch.Tensor, lr: float, history_size: int,
+                    initial_scale: float | None = None) -> LBFGS | torch.optim.Optimizer:
     if name == "lbfgs":
-        return torch.optim.LBFGS(
-            [param], lr=lr, max_iter=1, history_size=history_size, tolerance_grad=0.0, tolerance_change=0.0
-        )
+        return LBFGS(param, lr=lr, history_size=history_size, initial_scale=initial_scale)
     if name == "adam":
         return torch.optim.Adam([param], lr=lr)
     raise ValueError(f"unknown optimizer {name!r}; choose {' or '.join(OPTIMIZERS)}")
@@ -97,6 +103,32 @@ def _converged(best_per_step: list[float], tol: float, window: int) -> bool:
         return False
     before = best_per_step[-window - 1]
     return before - best_per_step[-1] <= tol * abs(before)  # <=: a loss stuck at exactly 0 has converged
+
+
+def _closure(objective: LossFunction, param: torch.Tensor, current: Callable[[], object],
+             best: dict[str, object], last: dict[str, object]) -> Callable[[], torch.Tensor]:
+    """The optimizer's closure: evaluate at ``param``, fill its gradient, note the last and best
+    losses (``best`` keeps the best iterate's image); ``current()`` is the optimizer now in use."""
+
+    def closure() -> torch.Tensor:
+        current().zero_grad(set_to_none=True)  # type: ignore[attr-defined]
+        loss, parts = objective(param)
+        loss.backward()
+        value = float(loss.detach())
+        last["loss"], last["parts"] = value, parts
+        if math.isfinite(value) and value < best["loss"]:  # type: ignore[operator]
+            best["loss"], best["image"] = value, param.detach().clone()
+        if not math.isfinite(value):
+            param.grad = torch.zeros_like(param)  # keep the optimizer's arithmetic finite
+        return loss
+
+    return closure
+
+
+def _restart_scale(opt: object, scale: float | None) -> float | None:
+    """The first step size of an L-BFGS restarted after a spike: a share of what it had learned."""
+    learned = getattr(opt, "inverse_curvature", None)
+    return WARM_FACTOR * learned if learned is not None else scale
 
 
 def optimize(
@@ -111,34 +143,27 @@ def optimize(
     spike_factor: float = 1.5,
     max_restores: int = 10,
     history_size: int = 50,
+    step_scale: float | None = None,
+    carry: bool = False,
     on_step: Callable[[StepRecord, torch.Tensor], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> OptimizeResult:
     """Minimize ``objective`` over the pixels of ``image`` for at most ``steps`` steps.
 
     ``on_step(record, best_image)`` is called after every step; it may raise
-    :class:`~stylize.errors.StopTransfer` to end the run (the best image is kept). A
-    ``KeyboardInterrupt`` ends the run the same way, with stop reason ``"interrupted"``.
-    ``tol <= 0`` disables early stopping.
+    :class:`~stylize.errors.StopTransfer` to end the run (the best image is kept), as a
+    ``KeyboardInterrupt`` does (stop reason ``"interrupted"``). ``tol <= 0``: no early stopping.
+    L-BFGS: ``step_scale`` (an earlier run's :attr:`OptimizeResult.step_scale`) sizes the first step
+    (times :data:`WARM_FACTOR`); None takes torch's tiny first step (``lr / ‖g‖₁``). ``carry``: a
+    restart after a spike starts from a share of the step size learned so far, not a tiny step.
     """
     lr = DEFAULT_LR[optimizer] if lr is None else lr
     param = image.detach().clone().requires_grad_(True)
-    opt = _make_optimizer(optimizer, param, lr, history_size)
+    scale = None if step_scale is None else step_scale * WARM_FACTOR
+    opt = _make_optimizer(optimizer, param, lr, history_size, scale)
     best = {"loss": math.inf, "image": param.detach().clone()}
     last: dict[str, object] = {}
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad(set_to_none=True)
-        loss, parts = objective(param)
-        loss.backward()
-        value = float(loss.detach())
-        last["loss"], last["parts"] = value, parts
-        if math.isfinite(value) and value < best["loss"]:
-            best["loss"], best["image"] = value, param.detach().clone()
-        if not math.isfinite(value):
-            param.grad = torch.zeros_like(param)  # keep the optimizer's arithmetic finite
-        return loss
-
+    closure = _closure(objective, param, lambda: opt, best, last)
     result = OptimizeResult(image=best["image"], best_loss=math.inf)
     best_per_step: list[float] = []
     start = clock()
@@ -153,14 +178,14 @@ def optimize(
                 with torch.no_grad():
                     param.copy_(best["image"])
                 lr = lr * 0.5 if optimizer == "adam" else lr
-                opt = _make_optimizer(optimizer, param, lr, history_size)
+                scale = _restart_scale(opt, scale) if carry else None
+                opt = _make_optimizer(optimizer, param, lr, history_size, scale)
                 event = "restored"
                 result.restores += 1
                 consecutive_restores += 1
             else:
                 consecutive_restores = 0
-            record = StepRecord(step, clock() - start, dict(last["parts"]), event)  # type: ignore[arg-type]
-            record.losses["total"] = value
+            record = StepRecord(step, clock() - start, {**last["parts"], "total": value}, event)  # type: ignore
             result.history.append(record)
             best_per_step.append(best["loss"])
             if on_step is not None:
@@ -177,4 +202,6 @@ def optimize(
         result.stop_reason = StopReason.STOPPED
     result.image = best["image"]
     result.best_loss = best["loss"]
+    learned = getattr(opt, "inverse_curvature", None)
+    result.step_scale = learned if learned is not None else step_scale
     return result

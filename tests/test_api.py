@@ -307,3 +307,21 @@ def test_public_api() -> None:
     assert stylize.transfer is transfer
     assert "Result" in stylize.__all__ and "Options" in stylize.__all__
     assert "content" in (transfer.__doc__ or "") and "Returns" in (transfer.__doc__ or "")
+
+
+@pytest.mark.parametrize("tiled", [False, True])
+def test_warm_steps_make_the_first_step_of_a_later_scale_count(pair: tuple[Image.Image, Image.Image], tiny: Backbone,
+                                                               tiled: bool) -> None:
+    tiles = {"tile_size": 64, "tile_overlap": 16} if tiled else {}
+    options = {"size": 96, "scales": "48,96", "steps": 6, **tiles}
+
+    def first_moves(warm: bool) -> tuple[float, Result]:
+        result = run(pair, tiny, warm_steps=warm, **options)
+        later = [row for row in result.history if row["scale"] == 2]
+        return later[1]["total"] / later[0]["total"], result  # loss after the first step / before it
+
+    warm, warm_result = first_moves(True)
+    cold, cold_result = first_moves(False)
+    assert cold > 0.97  # torch's first step (lr / |g|_1) hardly moves the image
+    assert warm < 0.9 * cold  # the step size learned on the first scale does
+    assert warm_result.history[-1]["total"] < cold_result.history[-1]["total"]

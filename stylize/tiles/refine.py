@@ -81,10 +81,9 @@ def optimize_tiled(
     margin: int = DEFAULT_MARGIN,
     steps: int,
     optimizer: str = "lbfgs",
-    lr: float | None = None,
-    tol: float = 1e-3,
-    window: int = 20,
+    lr: float | None = None, tol: float = 1e-3, window: int = 20,
     sequential: bool = True,
+    step_scale: float | None = None, carry: bool = False,
     on_step: Callable[[StepRecord, torch.Tensor, TileStep], None] | None = None,
     on_tile: Callable[[int, int, torch.Tensor], None] | None = None,
 ) -> OptimizeResult:
@@ -95,17 +94,17 @@ def optimize_tiled(
     scale. Each tile (``layout``, or one built from ``tile`` and ``overlap``) is optimized for at
     most ``steps`` steps by :func:`stylize.optimize.optimize` with ``margin`` px of context, starting
     from the running canvas (``sequential``; False starts every tile from ``image``, for
-    comparison), and blended in with feathered weights. With ``sequential`` the canvas is
-    ``image`` itself, refined in place (pass a copy to keep it). ``on_step(record, canvas, where)`` is
-    called after every step, ``on_tile(index, count, canvas)`` after every tile. An interruption
-    (Ctrl-C or :class:`~stylize.errors.StopTransfer`) keeps the tiles done so far.
+    comparison), and blended in with feathered weights. ``step_scale`` sizes the first tile's first
+    L-BFGS step; with ``carry`` each later tile starts from the step size its predecessor learned.
+    With ``sequential`` the canvas is ``image`` itself, refined in place (pass a copy to keep it).
+    ``on_step(record, canvas, where)`` follows every step, ``on_tile(index, count, canvas)`` every
+    tile. An interruption (Ctrl-C or StopTransfer) keeps the tiles done so far.
     """
     height, width = image.shape[-2:]
     layout = layout or TileLayout(height, width, tile, overlap)
-    if (layout.height, layout.width) != (height, width):
-        raise ValueError(f"layout is for {layout.width}x{layout.height}, image is {width}x{height}")
-    if margin % ALIGN:
-        raise ValueError(f"margin must be a multiple of {ALIGN}")
+    if (layout.height, layout.width) != (height, width) or margin % ALIGN:
+        raise ValueError(f"layout for {layout.width}x{layout.height} (image {width}x{height}) or margin {margin} "
+                         f"not a multiple of {ALIGN}")
     strides = layer_strides(objective.backbone)  # type: ignore[arg-type]
     coarse = [k for k in objective.layers if strides[k] > ALIGN]
     if coarse:
@@ -130,28 +129,37 @@ def optimize_tiled(
                 on_step(record, canvas, TileStep(index, len(boxes), done_before + area * record.step))
 
         part = optimize(box.crop(source).clone(), sub, steps=steps, optimizer=optimizer, lr=lr, tol=tol,
-                        window=window, history_size=max(1, min(50, steps)), on_step=step_hook)
+                        window=window, history_size=max(1, min(50, steps)), on_step=step_hook,
+                        step_scale=step_scale, carry=carry)
+        if carry and part.step_scale is not None:
+            step_scale = part.step_scale  # the next tile starts with what this one learned
         done += area * len(part.history)
-        with torch.no_grad():  # canvas <- Σ_{j<=k} w_j tile_j / Σ_{j<=k} w_j on the tile
-            w = weight.to(canvas.device, canvas.dtype)
-            box.crop(covered).add_(w)
-            share = w / box.crop(covered).clamp_min(1e-12)
-            box.crop(canvas).add_(share * (part.image - box.crop(canvas)))
+        _blend_in(canvas, covered, box, weight, part.image)
         result.history.extend(part.history)
         result.restores += part.restores
         result.best_loss += part.best_loss * weight.sum().item() / (height * width)
         reasons.append(part.stop_reason)
-        del sub, part, w, share
+        del sub, part
         release_free_memory()
         if on_tile is not None:
             on_tile(index, len(boxes), canvas)
         if reasons[-1].early:
             break
     result.image = canvas
+    result.step_scale = step_scale
     result.stop_reason = combined_stop_reason(reasons)
     return result
 
 
+
+
+@torch.no_grad()
+def _blend_in(canvas: torch.Tensor, covered: torch.Tensor, box: Box, weight: torch.Tensor, tile: torch.Tensor) -> None:
+    """canvas <- Σ_{j<=k} w_j tile_j / Σ_{j<=k} w_j on the box (``covered`` holds Σ w_j so far)."""
+    w = weight.to(canvas.device, canvas.dtype)
+    box.crop(covered).add_(w)
+    share = w / box.crop(covered).clamp_min(1e-12)
+    box.crop(canvas).add_(share * (tile - box.crop(canvas)))
 
 
 def combined_stop_reason(reasons: list[StopReason]) -> StopReason:
