@@ -7,8 +7,11 @@ checks it), with one addition: the *first* step. torch's first step is the gradi
 every scale, tile and restart is wasted, and the second step's curvature estimate comes from a
 tiny move. ``initial_scale`` (the inverse-curvature estimate ``sᵀy / yᵀy`` of an earlier run,
 :attr:`LBFGS.inverse_curvature`) starts the first step as ``-initial_scale · g`` instead, like the
-later steps that have no history. Owning the loop also keeps ``torch.optim`` (and the ~3 s import
-of ``torch._dynamo`` that its decorators trigger) out of a default run.
+later steps that have no history; and ``max_change`` caps the step so that no value moves further
+than that (a trust region: on the image, the steps that overshoot into a loss spike are the ones
+that move some pixel by more than about a quarter of the range). Owning the loop also keeps
+``torch.optim`` (and the ~3 s import of ``torch._dynamo`` that its decorators trigger) out of a
+default run.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ class LBFGS:
     """Minimizes ``closure()`` over ``param`` (whose ``.grad`` the closure fills) one step per :meth:`step`."""
 
     def __init__(self, param: torch.Tensor, *, lr: float = 1.0, history_size: int = 50,
-                 initial_scale: float | None = None) -> None:
+                 initial_scale: float | None = None, max_change: float | None = None) -> None:
         self.param = param
+        self.max_change = max_change
         self.lr = lr
         self.history_size = history_size
         self.initial_scale = initial_scale
@@ -95,6 +99,10 @@ class LBFGS:
             self._prev_grad.copy_(grad)
         first_tiny = self.steps == 1 and self.initial_scale is None
         t = min(1.0, 1.0 / grad.abs().sum()) * self.lr if first_tiny else self.lr
+        if self.max_change is not None:  # a trust region: no value moves further than max_change
+            largest = float(d.abs().max()) * float(t)
+            if largest > self.max_change:
+                t = float(t) * self.max_change / largest
         if grad.dot(d) > 0:  # not a descent direction (0 gradient, or broken curvature): stand still
             self._d, self._t = d, t
             return loss

@@ -30,6 +30,9 @@ LossFunction = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
 
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
 WARM_FACTOR = 0.5  # a warm-started L-BFGS takes this share of the step size learned before
+#: with ``carry``, no L-BFGS step moves a pixel value (0..1) further than this: measured on VGG-16
+#: at 128-512 px, the steps that end in a loss spike move some pixel by 0.3-1.6, good ones by < 0.3
+MAX_PIXEL_CHANGE = 0.25
 
 
 class StopReason(str, enum.Enum):
@@ -89,9 +92,10 @@ class OptimizeResult:
 
 
 def _make_optimizer(name: str, param: torch.Tensor, lr: float, history_size: int,
-                    initial_scale: float | None = None) -> LBFGS | torch.optim.Optimizer:
+                    initial_scale: float | None = None, max_change: float | None = None
+                    ) -> LBFGS | torch.optim.Optimizer:
     if name == "lbfgs":
-        return LBFGS(param, lr=lr, history_size=history_size, initial_scale=initial_scale)
+        return LBFGS(param, lr=lr, history_size=history_size, initial_scale=initial_scale, max_change=max_change)
     if name == "adam":
         return torch.optim.Adam([param], lr=lr)
     raise ValueError(f"unknown optimizer {name!r}; choose {' or '.join(OPTIMIZERS)}")
@@ -155,12 +159,14 @@ def optimize(
     ``KeyboardInterrupt`` does (stop reason ``"interrupted"``). ``tol <= 0``: no early stopping.
     L-BFGS: ``step_scale`` (an earlier run's :attr:`OptimizeResult.step_scale`) sizes the first step
     (times :data:`WARM_FACTOR`); None takes torch's tiny first step (``lr / ‖g‖₁``). ``carry``: a
-    restart after a spike starts from a share of the step size learned so far, not a tiny step.
+    restart after a spike starts from a share of the step size learned so far, not a tiny step, and
+    no step moves a pixel further than :data:`MAX_PIXEL_CHANGE`.
     """
     lr = DEFAULT_LR[optimizer] if lr is None else lr
     param = image.detach().clone().requires_grad_(True)
     scale = None if step_scale is None else step_scale * WARM_FACTOR
-    opt = _make_optimizer(optimizer, param, lr, history_size, scale)
+    cap = MAX_PIXEL_CHANGE if carry else None
+    opt = _make_optimizer(optimizer, param, lr, history_size, scale, cap)
     best = {"loss": math.inf, "image": param.detach().clone()}
     last: dict[str, object] = {}
     closure = _closure(objective, param, lambda: opt, best, last)
@@ -179,7 +185,7 @@ def optimize(
                     param.copy_(best["image"])
                 lr = lr * 0.5 if optimizer == "adam" else lr
                 scale = _restart_scale(opt, scale) if carry else None
-                opt = _make_optimizer(optimizer, param, lr, history_size, scale)
+                opt = _make_optimizer(optimizer, param, lr, history_size, scale, cap)
                 event = "restored"
                 result.restores += 1
                 consecutive_restores += 1

@@ -94,8 +94,9 @@ class Options:
     # --- optimizer
     optimizer: str = _opt("lbfgs", "optimizer", choices=OPTIMIZERS, group="optimizer")
     lr: float | None = _opt(None, "learning rate (default: 1 for lbfgs, 0.02 for adam)", group="optimizer")
-    warm_steps: bool = _opt(True, "start each scale's and tile's L-BFGS with the step size learned before (off: "
-                            "a tiny first step, as stylize 0.1 did)", group="optimizer")
+    warm_steps: bool = _opt(True, "start each scale's and tile's L-BFGS with the step size learned before, and "
+                            "let no step move a pixel by more than a quarter of the range (off: plain L-BFGS "
+                            "with a tiny first step, as stylize 0.1 did)", group="optimizer")
     init: str = _opt("content", "start from the content image, from noise, or from an image file",
                      metavar="content|noise|FILE", group="optimizer")
     seed: int = _opt(0, "random seed: the same seed gives the same image on the CPU", group="optimizer")

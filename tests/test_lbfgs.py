@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from stylize.lbfgs import LBFGS
@@ -77,3 +78,24 @@ def test_zero_gradient_takes_no_step() -> None:
 
     opt.step(closure)
     assert opt.steps == 0 and torch.equal(x.detach(), torch.zeros(5))
+
+
+def test_max_change_caps_every_step() -> None:
+    moves = []
+    gen = torch.Generator().manual_seed(0)
+    target = torch.randn(3, 8, 8, generator=gen) * 5
+    x = torch.zeros(3, 8, 8, requires_grad=True)
+    opt = LBFGS(x, initial_scale=10.0, max_change=0.25)
+
+    def closure() -> torch.Tensor:
+        x.grad = None
+        loss = ((x - target) ** 2).sum()
+        loss.backward()
+        return loss
+
+    for _ in range(6):
+        before = x.detach().clone()
+        opt.step(closure)
+        moves.append(float((x.detach() - before).abs().max()))
+    assert max(moves) <= 0.25 + 1e-6
+    assert moves[0] == pytest.approx(0.25)  # the uncapped first step (10 x gradient) would move far more
