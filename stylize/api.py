@@ -216,7 +216,7 @@ class Setup:
 
     def estimate_seconds(self) -> float:
         """The plan's time on this device, from a short measurement of the network (about a second)."""
-        layers = [*self.opts.content_layers, *self.opts.style_layers]
+        layers = list(self.opts.computed_layers)
         return self.plan.estimate_seconds(measure_step_seconds(self.backbone, layers, self.device))
 
 

@@ -94,17 +94,18 @@ def build_objective(backbone: Backbone, opts: Options, content: torch.Tensor, st
                     masks: torch.Tensor | None = None, extra: Sequence[Term] = ()) -> Objective:
     """The objective of one scale from the options: targets computed once from ``content`` and
     ``styles`` (tensors at this scale's sizes), one style per region when ``masks`` (one-hot,
-    :func:`stylize.regions.load_mask`) are given, then any ``extra`` terms."""
+    :func:`stylize.regions.load_mask`) are given, then any ``extra`` terms. Style layers of weight 0
+    are left out (not computed: the balanced preset's block 5 stops the network at relu4_x)."""
     layer_weights = dict(zip(opts.style_layers, opts.style_layer_weights or [1.0] * len(opts.style_layers),
                              strict=True))
     terms: list[Term] = [ContentLoss.from_image(backbone, content, opts.content_layers, weight=opts.content_weight)]
     if masks is None:
         terms.append(STYLE_LOSSES[opts.style_loss].from_images(
-            backbone, styles, opts.style_layers, blend=opts.style_blend, weight=opts.style_weight,
+            backbone, styles, opts.weighted_style_layers, blend=opts.style_blend, weight=opts.style_weight,
             layer_weights=layer_weights))
     else:
         size = (content.shape[-1], content.shape[-2])
-        terms.append(RegionalStyle.from_masks(backbone, masks, styles, opts.style_layers, size,
+        terms.append(RegionalStyle.from_masks(backbone, masks, styles, opts.weighted_style_layers, size,
                                               weight=opts.style_weight, layer_weights=layer_weights))
     terms.append(RangePenalty())
     if opts.tv_weight > 0:

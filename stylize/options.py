@@ -129,6 +129,17 @@ class Options:
                             "its colour's region (colours are matched to the styles from dark to light)",
                             metavar="MASK.png", group="control")
 
+    @property
+    def weighted_style_layers(self) -> tuple[str, ...]:
+        """The style layers with a weight above zero: a zero-weight layer is neither computed nor matched."""
+        weights = self.style_layer_weights or (1.0,) * len(self.style_layers)
+        return tuple(layer for layer, w in zip(self.style_layers, weights, strict=True) if w > 0)
+
+    @property
+    def computed_layers(self) -> tuple[str, ...]:
+        """Every layer a step computes: the content layers and the weighted style layers."""
+        return tuple(dict.fromkeys([*self.content_layers, *self.weighted_style_layers]))
+
     @classmethod
     def from_kwargs(cls, **options: Any) -> Options:
         """Validated options from keyword values, as the API takes them: unknown names are an

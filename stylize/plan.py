@@ -228,7 +228,7 @@ def make_plan(opts: Options, content_size: tuple[int, int], style_sizes: Sequenc
     """The :class:`RunPlan` of a run of ``opts`` on a content image of ``content_size`` with style
     images of ``style_sizes`` (as loaded), on ``backbone`` and ``device``. Raises OptionError when
     a scale is too small for the network's layers."""
-    layers = [*opts.content_layers, *opts.style_layers]
+    layers = list(opts.computed_layers)
     need = network_min_side(backbone, layers)
     sizes = [long_side_size(content_size, s) for s in scale_sizes(opts.scales, opts.size)]
     _check_sizes(sizes, need, max(layers, key=backbone.layer_names.index))
@@ -251,7 +251,7 @@ def make_plan(opts: Options, content_size: tuple[int, int], style_sizes: Sequenc
 def planned_work(opts: Options, content_size: tuple[int, int]) -> float:
     """The pixel-steps a run of ``opts`` on a content image of ``content_size`` plans, on the CPU's
     default budget, without loading weights (grids and batches weigh their jobs' progress by it)."""
-    backbone = shape_backbone(opts.model, [*opts.content_layers, *opts.style_layers])
+    backbone = shape_backbone(opts.model, list(opts.computed_layers))
     return make_plan(opts, content_size, [], backbone).total_work
 
 

@@ -58,7 +58,7 @@ def test_history_columns(pair: tuple[Image.Image, Image.Image], tiny: Backbone) 
     result = run(pair, tiny, tv_weight=0.1)
     row = result.history[0]
     expected = {"step", "scale", "scale_step", "width", "height", "seconds", "total", "content", "style", "tv",
-                "event"} | {f"style_{k}" for k in PAPER_STYLE_LAYERS}
+                "event"} | {f"style_{k}" for k in PAPER_STYLE_LAYERS[:4]}  # block 5 weighs 0 by default
     assert set(row) == expected
     assert all(isinstance(row[k], float) for k in ("total", "content", "style", "style_relu1_1", "tv"))
     assert row["content"] == 0  # the run starts from the content image
@@ -77,8 +77,8 @@ def test_custom_layers_and_weights(pair: tuple[Image.Image, Image.Image], tiny: 
     result = run(pair, tiny, content_layers="relu3_1", style_layers="relu1_1,relu2_1",
                  style_layer_weights=(1.0, 0.0), steps=2)
     row = result.history[0]
-    assert {k for k in row if k.startswith("style_")} == {"style_relu1_1", "style_relu2_1"}
-    assert row["style"] == pytest.approx(row["style_relu1_1"], rel=1e-6)  # relu2_1 weighs nothing
+    assert {k for k in row if k.startswith("style_")} == {"style_relu1_1"}  # relu2_1 weighs nothing: not computed
+    assert row["style"] == pytest.approx(row["style_relu1_1"], rel=1e-6)
     assert result.settings["content_layers"] == ("relu3_1",)
 
 
@@ -208,17 +208,20 @@ def test_style_of_any_aspect(pair: tuple[Image.Image, Image.Image], tiny: Backbo
     assert all(np.isfinite(row["total"]) for row in result.history)
 
 
-@pytest.mark.parametrize("size", [8, 12])
+@pytest.mark.parametrize(("size", "layers"), [(8, {}), (12, {"style_layer_weights": (1, 1, 1, 1, 1)})])
 def test_output_too_small_for_the_network(pair: tuple[Image.Image, Image.Image], tiny: Backbone,
-                                          size: int) -> None:
+                                          size: int, layers: dict) -> None:
     with pytest.raises(OptionError, match="--size"):
-        run(pair, tiny, size=size)
+        run(pair, tiny, size=size, **layers)
 
 
-def test_smallest_size_that_fits(pair: tuple[Image.Image, Image.Image], tiny: Backbone) -> None:
-    # relu5_1 comes after 4 poolings: 16 px on the short side is the least that works
-    result = run(pair, tiny, size=22, steps=1)
-    assert min(result.image.size) == 16
+@pytest.mark.parametrize(("size", "side", "layers"), [(11, 8, {}), (22, 16, {"style_layer_weights": (1, 1, 1, 1, 1)})])
+def test_smallest_size_that_fits(pair: tuple[Image.Image, Image.Image], tiny: Backbone, size: int, side: int,
+                                 layers: dict) -> None:
+    # relu5_1 comes after 4 poolings: 16 px on the short side is the least that works; the defaults
+    # stop at relu4_x (block 5 weighs 0), after 3 poolings: 8 px
+    result = run(pair, tiny, size=size, steps=1, **layers)
+    assert min(result.image.size) == side
 
 
 def test_unknown_option_name(pair: tuple[Image.Image, Image.Image], tiny: Backbone) -> None:
@@ -323,5 +326,5 @@ def test_warm_steps_make_the_first_step_of_a_later_scale_count(pair: tuple[Image
     warm, warm_result = first_moves(True)
     cold, cold_result = first_moves(False)
     assert cold > 0.97  # torch's first step (lr / |g|_1) hardly moves the image
-    assert warm < 0.9 * cold  # the step size learned on the first scale does
+    assert warm < 0.97 * cold  # the step size learned on the first scale does (within the 0.25 cap)
     assert warm_result.history[-1]["total"] < cold_result.history[-1]["total"]

@@ -154,7 +154,7 @@ def test_csv_log_columns(cli: Callable[..., Run], tiny_loader: list, files: dict
         rows = list(csv.reader(handle))
     header = rows[0]
     assert header[:5] == ["step", "seconds", "total", "content", "style"] == FIRST_COLUMNS
-    assert header[5:10] == [f"style_{k}" for k in PAPER_STYLE_LAYERS]
+    assert header[5:9] == [f"style_{k}" for k in PAPER_STYLE_LAYERS[:4]]  # relu5_1 weighs 0 by default
     assert len(rows) == 1 + 2 and [r[0] for r in rows[1:]] == ["1", "2"]
     assert all(float(r[2]) > 0 for r in rows[1:])
 
@@ -166,7 +166,7 @@ def test_json_log(cli: Callable[..., Run], tiny_loader: list, files: dict[str, P
     data = json.loads(log.read_text())
     assert data["stop_reasons"] == ["max_steps"]
     assert [row["step"] for row in data["history"]] == [1, 2]
-    assert {"total", "content", "style", "style_relu5_1", "seconds"} <= set(data["history"][0])
+    assert {"total", "content", "style", "style_relu4_1", "seconds"} <= set(data["history"][0])
     assert data["settings"]["size"] == 32
 
 

@@ -189,7 +189,7 @@ def test_cli_passes_only_explicit_options(monkeypatch, tmp_path) -> None:  # noq
     assert code == 2
     options = {k: v for k, v in captured.items() if k in DEFAULTS}
     assert options == {"preset": "bold", "style_scale": 1.0, "preserve_color": "luminance",
-                       "allow_download": True}
+                       "allow_download": True, "warm_steps": True}  # booleans always pass their value
     # and so the preset fills in only what was not given
     opts = make_options(**options)
     assert opts.style_scale == 1.0 and opts.style_weight == make_options(preset="bold").style_weight

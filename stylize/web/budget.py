@@ -35,7 +35,7 @@ class WorkLimits:
 def planned_schedule(content_size: tuple[int, int], opts: Options, num_styles: int) -> RunPlan:
     """The run plan of a job (scales, tiles, pixel-steps), as :func:`stylize.transfer` makes it, with
     a weightless network and the CPU's default memory budget unless ``max_memory`` is given."""
-    layers = [*opts.content_layers, *opts.style_layers]
+    layers = list(opts.computed_layers)
     try:
         deepest_layer(opts.model, layers)
     except ValueError as exc:  # an unknown layer name
