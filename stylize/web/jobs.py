@@ -15,6 +15,7 @@ when the version moved.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -32,7 +33,7 @@ from stylize.web.store import CANCELLED, DONE, FAILED, INTERRUPTED, QUEUED, RUNN
 log = logging.getLogger("stylize.web")
 
 __all__ = ["CANCELLED", "DONE", "FAILED", "INTERRUPTED", "QUEUED", "RUNNING", "TERMINAL", "ImageInput", "Job",
-           "JobQueue", "QueueFullError", "snapshot"]
+           "JobQueue", "QueueFullError", "encode", "snapshot"]
 
 INTERNAL_ERROR = "internal error: the job failed (the server's log has the details)"
 
@@ -65,6 +66,11 @@ def snapshot(record: dict[str, Any], losses: list[list[float | None]], *, loss_o
     }
 
 
+def encode(value: Any) -> bytes:
+    """JSON as the API sends it (as FastAPI's JSONResponse does: compact, UTF-8, no NaN)."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
 @dataclass(eq=False)  # jobs are compared by identity
 class Job:
     """One style transfer requested from the page. Thread-safe: use the methods to change it."""
@@ -91,6 +97,7 @@ class Job:
     cancel_requested: threading.Event = field(default_factory=threading.Event)
     stop_status: str = CANCELLED  # what a stopped run becomes: cancelled, or interrupted by a shutdown
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _encoded: dict[tuple[int, int], tuple[int, bytes]] = field(default_factory=dict, repr=False)
 
     @property
     def title(self) -> str:
@@ -183,6 +190,20 @@ class Job:
         return snapshot(record, losses, loss_offset=offset, queue_position=queue_position, progress=progress,
                         version=version)
 
+    def snapshot_json(self, *, loss_offset: int = 0, queue_position: int = 0) -> bytes:
+        """:meth:`snapshot` as JSON, encoded once per version of the job (and offset, queue position):
+        the many pages polling a job in the same moment share one encoding."""
+        key = (loss_offset, queue_position)
+        version = self.version
+        cached = self._encoded.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        data = encode(self.snapshot(loss_offset=loss_offset, queue_position=queue_position))
+        if len(self._encoded) >= 8:
+            self._encoded.clear()
+        self._encoded[key] = (version, data)
+        return data
+
 
 Runner = Callable[[Job, str], None]
 
@@ -250,6 +271,9 @@ class JobQueue:
 
     def snapshot(self, job: Job, loss_offset: int = 0) -> dict[str, Any]:
         return job.snapshot(loss_offset=loss_offset, queue_position=self.position(job))
+
+    def snapshot_json(self, job: Job, loss_offset: int = 0) -> bytes:
+        return job.snapshot_json(loss_offset=loss_offset, queue_position=self.position(job))
 
     def cancel(self, job: Job) -> None:
         """A waiting job ends at once; a running one stops after its current step."""
