@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -30,14 +31,21 @@ REPO = Path(__file__).resolve().parents[1]
 
 SERVER = """
 import sys, uvicorn
-from stylize.backbone import tiny_backbone
+from bench.bench_web_latency import tiny_factory
 from stylize.web import create_app
 data, port, network, nice = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-factory = (lambda o: tiny_backbone(o.model, pooling=o.pooling, seed=0)) if network == "tiny" else None
+factory = tiny_factory if network == "tiny" else None
 app = create_app(backbone_factory=factory, devices=("cpu",), data_dir=data, token="bench", preview_interval=0.5,
                  event_interval=0.25, allow_download=False, job_nice=nice)
 uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 """
+
+
+def tiny_factory(opts: Any) -> Any:
+    """The tiny random network (module-level: the job process gets the factory by pickling)."""
+    from stylize.backbone import tiny_backbone
+
+    return tiny_backbone(opts.model, pooling=opts.pooling, seed=0)
 
 
 def free_port() -> int:

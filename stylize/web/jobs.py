@@ -6,7 +6,8 @@ result or the error. Its :meth:`Job.record` is what the results database keeps
 (:mod:`stylize.web.store`); :func:`snapshot` turns a record (of a live job or of a stored one)
 into what the page gets. The :class:`JobQueue` keeps waiting jobs in order and has one worker
 thread per device; each worker takes the next job and hands it to a runner
-(:class:`stylize.web.runner.JobRunner`), which calls :func:`stylize.transfer`.
+(:class:`stylize.web.runner.JobRunner`), which has it painted in the device's job process
+(:mod:`stylize.web.worker`) and applies what that process reports.
 
 Every change to a job bumps its ``version``; the event stream of the page sends a new snapshot
 when the version moved.
@@ -14,11 +15,8 @@ when the version moved.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import sys
 import threading
 import time
 import uuid
@@ -208,16 +206,6 @@ class Job:
 Runner = Callable[[Job, str], None]
 
 
-def lower_priority(nice: int) -> None:
-    """Run the calling thread (and the compute threads it starts) at a lower CPU priority, so that
-    the server's event loop answers requests promptly while a job keeps every core busy (Linux:
-    a thread's own nice value; elsewhere nothing)."""
-    if nice <= 0 or not hasattr(os, "setpriority") or sys.platform != "linux":
-        return
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice))
-
-
 class JobQueue:
     """Waiting jobs in order, one worker thread per device, and the jobs of this server run.
 
@@ -228,7 +216,7 @@ class JobQueue:
     """
 
     def __init__(self, run: Runner, *, devices: tuple[str, ...] = ("auto",), max_waiting: int = 20,
-                 on_update: Callable[[Job], None] | None = None, nice: int = 10) -> None:
+                 on_update: Callable[[Job], None] | None = None) -> None:
         if not devices:
             raise ValueError("give at least one device")
         self._run = run
@@ -240,7 +228,6 @@ class JobQueue:
         self._cond = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._closed = False
-        self._nice = nice
 
     # -- public
 
@@ -340,7 +327,6 @@ class JobQueue:
     # -- the worker thread
 
     def _work(self, device: str) -> None:
-        lower_priority(self._nice)
         while True:
             with self._cond:
                 while not self._waiting and not self._closed:
