@@ -16,7 +16,7 @@ transfer keywords. The child reports back over a pipe, in order, with tuples:
   once the image (``result_path``) and its preview (``preview_path``) are written atomically;
 * last, ``("finish", settings, stopped, text)`` or ``("fail", message)``.
 
-The server asks a running task to stop through a shared event (checked after every step: a
+The server asks a running task to stop through a shared flag (checked after every step: a
 cancel, or a shutdown); the time limit is kept by the child. A child whose server is gone (even
 killed with SIGKILL) exits at once; Ctrl-C in the terminal reaches only the server, which stops
 the job itself.
@@ -36,7 +36,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -220,10 +220,29 @@ def serve_tasks(conn: multiprocessing.connection.Connection, stop: Any, factory:
             return
         if task is None:
             return
-        paint(task, factory, conn.send, stop.is_set)
+        paint(task, factory, conn.send, lambda: stop.value != 0)
 
 
 # --------------------------------------------------------------------------- the server's side
+
+
+@contextlib.contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Start a child without the server's main module: *spawn* would run it again in the child, and
+    a script without a ``__main__`` guard, or ``python -m stylize serve``, would start a second
+    server there. Nothing a job process gets refers to it (factories must be importable)."""
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
+    for name in saved:
+        if name == "__spec__":
+            main.__spec__ = None  # type: ignore[union-attr]
+        else:
+            delattr(main, name)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(main, name, value)
 
 
 class JobProcess:
@@ -252,10 +271,11 @@ class JobProcess:
                 return
             self._discard()
             ours, theirs = self._context.Pipe()
-            self._stop = self._context.Event()
+            self._stop = self._context.RawValue("b", 0)  # shared memory: no semaphore to leak
             self._process = self._context.Process(
                 target=serve_tasks, args=(theirs, self._stop, self.factory, self.nice), name=self.name, daemon=True)
-            self._process.start()
+            with _main_module_hidden():
+                self._process.start()
             theirs.close()
             self._conn = ours
 
@@ -266,22 +286,23 @@ class JobProcess:
         self.start()
         conn, process = self._conn, self._process
         assert conn is not None and process is not None
-        self._stop.clear()
+        self._stop.value = 0
         try:
             conn.send(task)
         except OSError:
             raise WorkerDiedError(f"the job process ended (exit code {process.exitcode})") from None
         while True:
             if stop_requested():
-                self._stop.set()
+                self._stop.value = 1
             try:
                 message = conn.recv() if conn.poll(poll) else None
+                ended = message is None and not process.is_alive() and not conn.poll(0)
             except (EOFError, OSError, ValueError):  # its end of the pipe closed: it ended (or close() ended it)
                 process.join(1.0)
-                raise WorkerDiedError(f"the job process ended (exit code {process.exitcode})") from None
+                ended = True
+            if ended:
+                raise WorkerDiedError(f"the job process ended (exit code {process.exitcode})")
             if message is None:
-                if not process.is_alive() and not conn.poll(0):
-                    raise WorkerDiedError(f"the job process ended (exit code {process.exitcode})")
                 continue
             on_message(message)
             if message[0] in ("finish", "fail"):
@@ -294,7 +315,7 @@ class JobProcess:
             if process is None:
                 return
             if self._stop is not None:
-                self._stop.set()
+                self._stop.value = 1
             with contextlib.suppress(OSError, ValueError):
                 conn.send(None)  # type: ignore[union-attr]
             process.join(timeout)

@@ -232,7 +232,9 @@ def test_a_killed_server_s_job_is_interrupted_after_a_restart(make_client: MakeC
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-c", SERVER_SCRIPT, str(tmp_path), str(port)], cwd=REPO, env=env)
+    script = tmp_path.parent / f"{tmp_path.name}-serve.py"  # a script without a __main__ guard: it must not run
+    script.write_text(SERVER_SCRIPT)                        # again in the job process (spawn would)
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path), str(port)], cwd=REPO, env=env)
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
