@@ -88,8 +88,9 @@ def create_app(
     """Build the web app.
 
     Args:
-        backbone_factory: ``Options -> Backbone``; default: load the real network once and keep it
-            (tests pass one that returns :func:`stylize.backbone.tiny_backbone`).
+        backbone_factory: ``Options -> Backbone``, called in the job process (so it must pickle: a
+            module-level function or an instance of a module-level class); default: load the real
+            network once and keep it (tests pass one that returns :func:`stylize.backbone.tiny_backbone`).
         limits: what a visitor may ask for (:class:`Limits`).
         data_dir: the results folder (database, images; default :func:`default_data_dir`).
         keep_jobs: most jobs kept; the oldest finished ones are deleted beyond it.
@@ -100,8 +101,8 @@ def create_app(
         token: the server's secret (default: a new random one); ``token_everywhere``: required for
             every route, the page included (a server reachable from other machines).
         allow_download: whether the default network loader may download official weights.
-        job_nice: how much lower the CPU priority of the job threads is than the server's (Linux
-            nice increment; 0 keeps it equal), so requests are answered while a job runs.
+        job_nice: how much lower the CPU priority of the job processes is than the server's (nice
+            increment; 0 keeps it equal), so requests are answered while a job runs.
     """
     if limits.max_upload_pixels > DEFAULT_MAX_PIXELS:
         raise ValueError(f"max_upload_pixels may be at most {DEFAULT_MAX_PIXELS}")
@@ -112,7 +113,8 @@ def create_app(
                           max_pixels=limits.max_upload_pixels, decode=decode)
     runner = JobRunner(store, backbone_factory=backbone_factory, preview_interval=preview_interval,
                        checkpoint_interval=checkpoint_interval, max_seconds=limits.max_seconds,
-                       max_pixels=limits.max_upload_pixels, decode=decode, allow_download=allow_download)
+                       max_pixels=limits.max_upload_pixels, decode=decode, allow_download=allow_download,
+                       nice=job_nice)
 
     def keep(job: Job) -> None:
         store.save(job.record())
@@ -120,8 +122,7 @@ def create_app(
         store.prune()
 
     server = Server(
-        queue=JobQueue(runner, devices=tuple(devices), max_waiting=limits.max_waiting, on_update=keep,
-                       nice=job_nice),
+        queue=JobQueue(runner, devices=tuple(devices), max_waiting=limits.max_waiting, on_update=keep),
         store=store, uploads=uploads,
         form_limits=FormLimits(max_size=limits.max_size, max_steps=limits.max_steps),
         work_limits=WorkLimits(max_scales=limits.max_scales, max_tiles=limits.max_tiles,
@@ -135,6 +136,7 @@ def create_app(
         server.queue.reopen()
         yield
         await asyncio.to_thread(server.queue.close)
+        await asyncio.to_thread(runner.close)
         store.close()
 
     app = FastAPI(title="stylize", version="1", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",

@@ -6,7 +6,8 @@ result or the error. Its :meth:`Job.record` is what the results database keeps
 (:mod:`stylize.web.store`); :func:`snapshot` turns a record (of a live job or of a stored one)
 into what the page gets. The :class:`JobQueue` keeps waiting jobs in order and has one worker
 thread per device; each worker takes the next job and hands it to a runner
-(:class:`stylize.web.runner.JobRunner`), which calls :func:`stylize.transfer`.
+(:class:`stylize.web.runner.JobRunner`), which has it painted in the device's job process
+(:mod:`stylize.web.worker`) and applies what that process reports.
 
 Every change to a job bumps its ``version``; the event stream of the page sends a new snapshot
 when the version moved.
@@ -14,10 +15,8 @@ when the version moved.
 
 from __future__ import annotations
 
-import contextlib
+import json
 import logging
-import os
-import sys
 import threading
 import time
 import uuid
@@ -32,7 +31,7 @@ from stylize.web.store import CANCELLED, DONE, FAILED, INTERRUPTED, QUEUED, RUNN
 log = logging.getLogger("stylize.web")
 
 __all__ = ["CANCELLED", "DONE", "FAILED", "INTERRUPTED", "QUEUED", "RUNNING", "TERMINAL", "ImageInput", "Job",
-           "JobQueue", "QueueFullError", "snapshot"]
+           "JobQueue", "QueueFullError", "encode", "snapshot"]
 
 INTERNAL_ERROR = "internal error: the job failed (the server's log has the details)"
 
@@ -65,6 +64,11 @@ def snapshot(record: dict[str, Any], losses: list[list[float | None]], *, loss_o
     }
 
 
+def encode(value: Any) -> bytes:
+    """JSON as the API sends it (as FastAPI's JSONResponse does: compact, UTF-8, no NaN)."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
 @dataclass(eq=False)  # jobs are compared by identity
 class Job:
     """One style transfer requested from the page. Thread-safe: use the methods to change it."""
@@ -91,6 +95,7 @@ class Job:
     cancel_requested: threading.Event = field(default_factory=threading.Event)
     stop_status: str = CANCELLED  # what a stopped run becomes: cancelled, or interrupted by a shutdown
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _encoded: dict[tuple[int, int], tuple[int, bytes]] = field(default_factory=dict, repr=False)
 
     @property
     def title(self) -> str:
@@ -183,18 +188,22 @@ class Job:
         return snapshot(record, losses, loss_offset=offset, queue_position=queue_position, progress=progress,
                         version=version)
 
+    def snapshot_json(self, *, loss_offset: int = 0, queue_position: int = 0) -> bytes:
+        """:meth:`snapshot` as JSON, encoded once per version of the job (and offset, queue position):
+        the many pages polling a job in the same moment share one encoding."""
+        key = (loss_offset, queue_position)
+        version = self.version
+        cached = self._encoded.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        data = encode(self.snapshot(loss_offset=loss_offset, queue_position=queue_position))
+        if len(self._encoded) >= 8:
+            self._encoded.clear()
+        self._encoded[key] = (version, data)
+        return data
+
 
 Runner = Callable[[Job, str], None]
-
-
-def lower_priority(nice: int) -> None:
-    """Run the calling thread (and the compute threads it starts) at a lower CPU priority, so that
-    the server's event loop answers requests promptly while a job keeps every core busy (Linux:
-    a thread's own nice value; elsewhere nothing)."""
-    if nice <= 0 or not hasattr(os, "setpriority") or sys.platform != "linux":
-        return
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice))
 
 
 class JobQueue:
@@ -207,7 +216,7 @@ class JobQueue:
     """
 
     def __init__(self, run: Runner, *, devices: tuple[str, ...] = ("auto",), max_waiting: int = 20,
-                 on_update: Callable[[Job], None] | None = None, nice: int = 10) -> None:
+                 on_update: Callable[[Job], None] | None = None) -> None:
         if not devices:
             raise ValueError("give at least one device")
         self._run = run
@@ -219,7 +228,6 @@ class JobQueue:
         self._cond = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._closed = False
-        self._nice = nice
 
     # -- public
 
@@ -250,6 +258,9 @@ class JobQueue:
 
     def snapshot(self, job: Job, loss_offset: int = 0) -> dict[str, Any]:
         return job.snapshot(loss_offset=loss_offset, queue_position=self.position(job))
+
+    def snapshot_json(self, job: Job, loss_offset: int = 0) -> bytes:
+        return job.snapshot_json(loss_offset=loss_offset, queue_position=self.position(job))
 
     def cancel(self, job: Job) -> None:
         """A waiting job ends at once; a running one stops after its current step."""
@@ -316,7 +327,6 @@ class JobQueue:
     # -- the worker thread
 
     def _work(self, device: str) -> None:
-        lower_priority(self._nice)
         while True:
             with self._cond:
                 while not self._waiting and not self._closed:

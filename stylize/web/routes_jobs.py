@@ -63,11 +63,11 @@ async def history(server: ServerDep, limit: Annotated[int, Query(ge=1, le=200)] 
 
 
 @router.get("/{job_id}", response_class=JSONResponse)
-async def get_job(job_id: str, server: ServerDep, offset: Offset = 0) -> JSONResponse:
+async def get_job(job_id: str, server: ServerDep, offset: Offset = 0) -> Response:
     """A snapshot: status, queue position, progress, the losses from ``offset`` on, the result.
 
-    (The route pages poll most: the snapshot, plain JSON already, is sent as it is.)"""
-    return JSONResponse(server.snapshot(job_id, offset))
+    (The route pages poll most: it sends the JSON encoded once per change of the job, from memory.)"""
+    return Response(server.snapshot_json(job_id, offset), media_type="application/json")
 
 
 @router.delete("/{job_id}", status_code=204)

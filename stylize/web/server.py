@@ -8,6 +8,7 @@ run, except that only live jobs can still change.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from stylize.errors import InputError
 from stylize.web.budget import WorkLimits
 from stylize.web.examples import EXAMPLES
 from stylize.web.form import FormLimits
-from stylize.web.jobs import TERMINAL, ImageInput, Job, JobQueue, snapshot
+from stylize.web.jobs import TERMINAL, ImageInput, Job, JobQueue, encode, snapshot
 from stylize.web.store import ResultStore
 from stylize.web.uploads import UploadStore, image_size, parse_id
 
@@ -35,6 +36,8 @@ class Server:
     event_interval: float
     page: str  # the page's HTML, with the token
     example_sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: Encoded snapshots of stored jobs: (job id, offset) -> (the store's generation, JSON).
+    stored_json: OrderedDict[tuple[str, int], tuple[int, bytes]] = field(default_factory=OrderedDict)
 
     def resolve(self, upload: str | None, example: str | None, role: str) -> ImageInput:
         """The image a job names: an upload by id or an example by name (InputError otherwise)."""
@@ -75,6 +78,24 @@ class Server:
         offset = min(max(offset, 0), self.store.count_losses(record["id"]))
         return snapshot(record, self.store.losses(record["id"], offset), loss_offset=offset)
 
+    def snapshot_json(self, job_id: str, offset: int = 0) -> bytes:
+        """:meth:`snapshot` as JSON: of a live job from memory (encoded once per change), of a stored
+        one from the database only when it changed since the last time it was asked for."""
+        job = self.live(job_id)
+        if job is not None:
+            return self.queue.snapshot_json(job, offset)
+        key = (self.key(job_id), offset)
+        generation = self.store.generation
+        cached = self.stored_json.get(key)
+        if cached is not None and cached[0] == generation:
+            self.stored_json.move_to_end(key)
+            return cached[1]
+        data = encode(self.snapshot(job_id, offset))
+        self.stored_json[key] = (generation, data)
+        while len(self.stored_json) > 64:
+            self.stored_json.popitem(last=False)
+        return data
+
     def history(self, limit: int, before: float | None) -> list[dict[str, Any]]:
         """The newest jobs first, without their losses."""
         items = []
@@ -105,6 +126,6 @@ class Server:
         return path
 
 
-def get_server(request: Request) -> Server:
-    """FastAPI dependency: the app's :class:`Server`."""
+async def get_server(request: Request) -> Server:
+    """FastAPI dependency: the app's :class:`Server` (async: a plain function would run in a thread)."""
     return request.app.state.server

@@ -71,6 +71,7 @@ class ResultStore:
         self.tmp = self.folder / "tmp"
         self.keep_jobs = keep_jobs
         self._lock = threading.Lock()
+        self.generation = 0  # moves at every change of the database: what was read before may be stale
         self.folder.mkdir(parents=True, exist_ok=True)
         self._owner = _lock_folder(self.folder / "lock")  # one server per results folder
         shutil.rmtree(self.tmp, ignore_errors=True)  # the last run's uploads: nobody refers to them any more
@@ -102,6 +103,7 @@ class ResultStore:
         marks = ", ".join("?" * len(COLUMNS))
         with self._lock:
             self._db.execute(f"INSERT OR REPLACE INTO jobs ({', '.join(COLUMNS)}) VALUES ({marks})", values)
+            self.generation += 1
 
     def add_losses(self, job_id: str, points: Iterable[list[float | None]]) -> None:
         """Store loss points ``[index, scale, total, content, style]`` (an index already stored is kept)."""
@@ -110,6 +112,7 @@ class ResultStore:
             return
         with self._lock, self._transaction():
             self._db.executemany("INSERT OR IGNORE INTO losses VALUES (?, ?, ?, ?, ?, ?)", rows)
+            self.generation += 1
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         with self._lock:
@@ -142,6 +145,7 @@ class ResultStore:
         """Delete a job, its losses and its images; whether it existed."""
         with self._lock:
             deleted = self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount > 0
+            self.generation += 1
         self._unlink_files(job_id)
         return deleted
 

@@ -27,6 +27,7 @@ def make_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[.
         kwargs.setdefault("devices", ("cpu",))
         kwargs.setdefault("preview_interval", 0.0)
         kwargs.setdefault("event_interval", 0.0)
+        kwargs.setdefault("job_nice", 0)  # on a busy machine a niced job process crawls; tests of the priority set it
         kwargs.setdefault("data_dir", tmp_path_factory.mktemp("web"))
         names = {f.name for f in dataclasses.fields(Limits)}
         limits = {k: kwargs.pop(k) for k in list(kwargs) if k in names}

@@ -17,11 +17,20 @@ pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from stylize.backbone import Backbone  # noqa: E402
 from stylize.options import Options  # noqa: E402
 from stylize.web.form import parse_options  # noqa: E402
 
-from .helpers import QUICK, Gate, finished, image_bytes, start_job, tiny_factory, upload, wait_for  # noqa: E402
+from .helpers import (  # noqa: E402
+    QUICK,
+    CountingCache,
+    Gate,
+    finished,
+    flaky_factory,
+    image_bytes,
+    start_job,
+    upload,
+    wait_for,
+)
 
 STATIC = Path(__file__).resolve().parents[2] / "stylize" / "web" / "static"
 
@@ -242,12 +251,7 @@ def test_queue_positions_and_cancelling_a_waiting_job(make_client) -> None:  # n
 
 
 def test_a_failing_job_shows_its_error_and_the_server_keeps_serving(make_client) -> None:  # noqa: ANN001
-    def flaky(opts: Options) -> Backbone:
-        if opts.pooling == "average":
-            raise RuntimeError("the network exploded in /secret/server/path")
-        return tiny_factory(opts)
-
-    client = make_client(backbone_factory=flaky)
+    client = make_client(backbone_factory=flaky_factory)
     content, styles = two_uploads(client)
     crashed = start_job(client, content, styles, **QUICK, pooling="average")
     good = start_job(client, content, styles, **QUICK)
@@ -347,20 +351,16 @@ def test_requests_for_other_host_names_are_refused(client: TestClient) -> None:
 
 @pytest.mark.integration
 def test_the_real_network_is_loaded_once_and_a_fallback_is_noted(make_client, offline_weights,  # noqa: ANN001
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    import stylize.network as network
-
-    loads = []
-    real_load = network.load_backbone
-    monkeypatch.setattr(network, "load_backbone", lambda *a, **k: loads.append(a) or real_load(*a, **k))
-    client = make_client(backbone_factory=None, allow_download=False)
+                                                                 tmp_path: Path) -> None:
+    log = tmp_path / "loads.txt"
+    client = make_client(backbone_factory=CountingCache(log), allow_download=False)
     snaps = []
     for _ in range(2):
         job = start_job(client, {"example": "astronaut"}, [{"example": "the_scream"}],
                         size=64, steps=2, scales="1", model="vgg19")
         snaps.append(wait_for(client, job["id"], finished))
     assert [s["status"] for s in snaps] == ["done", "done"], snaps[0]["error"]
-    assert len(loads) == 1
+    assert [line.split()[1] for line in log.read_text().splitlines()] == ["loaded", "cached"]
     for snap in snaps:
         assert snap["network"].startswith("vgg16")
         assert snap["notes"] == ["vgg19 weights are not available on this server; vgg16 was used"]

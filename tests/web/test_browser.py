@@ -54,9 +54,9 @@ SIZE, STEPS, SCALES = (256, 40, "auto") if UPDATE_SCREENSHOT else (192, 80, "1")
 class Served:
     """The app served by uvicorn on 127.0.0.1 and a free port, in a thread."""
 
-    def __init__(self, factory: Callable[..., object], data_dir: Path) -> None:
+    def __init__(self, factory: Callable[..., object] | None, data_dir: Path) -> None:
         app = create_app(backbone_factory=factory, devices=("cpu",), preview_interval=0.25, event_interval=0.1,
-                         data_dir=data_dir)
+                         data_dir=data_dir, allow_download=False)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
@@ -80,9 +80,9 @@ def serve(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[[
     """``serve()`` starts the app with the tiny network on the test's results folder, stopping the
     one started before (a server restart); its URL."""
     factory = tiny_factory
-    if UPDATE_SCREENSHOT:
-        real = request.getfixturevalue("real_vgg16")
-        factory = lambda opts: real  # noqa: E731
+    if UPDATE_SCREENSHOT:  # the job process loads the offline VGG-16 from the session's cache itself
+        request.getfixturevalue("offline_weights")
+        factory = None
     running: list[Served] = []
 
     def start() -> str:

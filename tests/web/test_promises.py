@@ -191,16 +191,11 @@ def test_a_job_running_at_shutdown_is_interrupted_with_its_best_image(make_clien
 
 
 SERVER_SCRIPT = """
-import sys, time, uvicorn
+import sys, uvicorn
 from stylize.web import create_app
-from tests.web.helpers import tiny_factory
+from tests.web.helpers import Slow
 
-def slow(opts):
-    backbone = tiny_factory(opts)
-    backbone.register_forward_pre_hook(lambda module, args: time.sleep(0.02))
-    return backbone
-
-app = create_app(backbone_factory=slow, devices=("cpu",), data_dir=sys.argv[1], token="t0ken",
+app = create_app(backbone_factory=Slow(0.02), devices=("cpu",), data_dir=sys.argv[1], token="t0ken",
                  checkpoint_interval=0.0, preview_interval=0.0)
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
 """
@@ -214,6 +209,22 @@ def _call(url: str, body: bytes | None = None, content_type: str = "application/
         return json.load(response)
 
 
+def _children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (Linux; [] elsewhere)."""
+    try:
+        return [int(c) for task in os.listdir(f"/proc/{pid}/task")
+                for c in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][0] != "Z"
+    except OSError:
+        return False
+
+
 def test_a_killed_server_s_job_is_interrupted_after_a_restart(make_client: MakeClient, tmp_path: Path) -> None:
     import json
 
@@ -221,7 +232,9 @@ def test_a_killed_server_s_job_is_interrupted_after_a_restart(make_client: MakeC
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-c", SERVER_SCRIPT, str(tmp_path), str(port)], cwd=REPO, env=env)
+    script = tmp_path.parent / f"{tmp_path.name}-serve.py"  # a script without a __main__ guard: it must not run
+    script.write_text(SERVER_SCRIPT)                        # again in the job process (spawn would)
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path), str(port)], cwd=REPO, env=env)
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -238,10 +251,17 @@ def test_a_killed_server_s_job_is_interrupted_after_a_restart(make_client: MakeC
         while not _call(f"{url}/api/jobs/{job['id']}")["has_result"]:
             assert time.monotonic() < deadline
             time.sleep(0.05)
+        workers = _children(proc.pid)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.kill()
         proc.wait(30)
+    if sys.platform == "linux":  # the job process goes with its server (it would run its 2000 steps for a minute)
+        assert workers, "the job ran in no child process"
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in workers):
+            assert time.monotonic() < deadline, "the job process outlived its killed server"
+            time.sleep(0.05)
     (tmp_path / "tmp" / "left-over-upload").write_bytes(b"x")
     (tmp_path / "results" / f".{job['id']}.png.abc.tmp").write_bytes(b"half")
 
