@@ -279,7 +279,8 @@ def transfer(
         try:  # targets of this scale; Ctrl-C here keeps the finished scales' image
             content_t, style_ts = inputs.at(scale, device)
             extra = [make(ScaleContext(scale.index, scale.size, device, backbone)) for make in extra_terms]
-            objective = build_objective(backbone, opts, content_t, style_ts, masks=inputs.masks, extra=extra)
+            objective = build_objective(backbone, opts, content_t, style_ts, masks=inputs.masks, extra=extra,
+                                        content_per_tile=scale.content_per_tile)
             start = _start_image(opts, content_t, inputs.init) if image is None else \
                 F.interpolate(image, size=scale.size[::-1], mode="bicubic", align_corners=False)
         except KeyboardInterrupt:

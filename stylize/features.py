@@ -55,14 +55,24 @@ def chunked_features(
     for y0, y1 in partition(height, chunk):
         for x0, x1 in partition(width, chunk):
             box = Box(y0, x0, y1, x1)
-            window = box.grow(margin, height, width)
-            with torch.no_grad():  # not a decorator: torch's generator wrapper would keep the last chunk alive
-                feats = backbone(window.crop(image), layers)
-            inner = Box(y0 - window.y0, x0 - window.x0, y1 - window.y0, x1 - window.x0)
-            crops = {k: inner.crop_features(v, strides[k]) for k, v in feats.items()}
-            del feats  # the caller drops ``crops`` before asking for the next chunk: one chunk alive at a time
-            yield box, crops
+            crops = box_features(backbone, image, box, layers, margin=margin, strides=strides)
+            yield box, crops  # the caller drops ``crops`` before asking for the next chunk: one chunk alive at a time
             del crops
+
+
+def box_features(backbone: Backbone, image: torch.Tensor, box: Box, layers: Iterable[str], *,
+                 margin: int = CHUNK_MARGIN, strides: dict[str, int] | None = None) -> dict[str, torch.Tensor]:
+    """Features of the pixels of ``box`` (origin a multiple of :data:`ALIGN`) of ``image``: one
+    forward pass, without autograd, over the box with ``margin`` px of context around it (clipped
+    to the image), cropped to the box's feature positions. One chunk of :func:`chunked_features`;
+    also the per-tile content targets (:class:`stylize.loss.content.TiledContentLoss`)."""
+    strides = strides if strides is not None else layer_strides(backbone)
+    height, width = image.shape[-2:]
+    window = box.grow(margin, height, width)
+    with torch.no_grad():  # not a decorator on chunked_features: torch's generator wrapper would keep a chunk alive
+        feats = backbone(window.crop(image), layers)
+    inner = Box(box.y0 - window.y0, box.x0 - window.x0, box.y1 - window.y0, box.x1 - window.x0)
+    return {k: inner.crop_features(v, strides[k]) for k, v in feats.items()}
 
 
 @torch.no_grad()
@@ -108,6 +118,6 @@ def layer_widths(backbone: Backbone) -> dict[str, int]:
 
 
 __all__ = [
-    "ALIGN", "CHUNK_MARGIN", "CHUNK_PIXELS", "chunked_feature_maps", "chunked_features", "chunked_grams",
-    "layer_strides", "layer_widths", "partition",
+    "ALIGN", "CHUNK_MARGIN", "CHUNK_PIXELS", "box_features", "chunked_feature_maps", "chunked_features",
+    "chunked_grams", "layer_strides", "layer_widths", "partition",
 ]

@@ -91,14 +91,18 @@ class Objective:
 
 
 def build_objective(backbone: Backbone, opts: Options, content: torch.Tensor, styles: Sequence[torch.Tensor], *,
-                    masks: torch.Tensor | None = None, extra: Sequence[Term] = ()) -> Objective:
+                    masks: torch.Tensor | None = None, extra: Sequence[Term] = (),
+                    content_per_tile: bool = False) -> Objective:
     """The objective of one scale from the options: targets computed once from ``content`` and
     ``styles`` (tensors at this scale's sizes), one style per region when ``masks`` (one-hot,
     :func:`stylize.regions.load_mask`) are given, then any ``extra`` terms. Style layers of weight 0
-    are left out (not computed: the balanced preset's block 5 stops the network at relu4_x)."""
+    are left out (not computed: the balanced preset's block 5 stops the network at relu4_x).
+    ``content_per_tile`` (tiled scales, :attr:`stylize.plan.ScalePlan.content_per_tile`): the content
+    targets are computed for each tile when the objective is cropped to it, not for the whole image."""
     layer_weights = dict(zip(opts.style_layers, opts.style_layer_weights or [1.0] * len(opts.style_layers),
                              strict=True))
-    terms: list[Term] = [ContentLoss.from_image(backbone, content, opts.content_layers, weight=opts.content_weight)]
+    make_content = ContentLoss.per_tile if content_per_tile else ContentLoss.from_image
+    terms: list[Term] = [make_content(backbone, content, opts.content_layers, weight=opts.content_weight)]
     if masks is None:
         terms.append(STYLE_LOSSES[opts.style_loss].from_images(
             backbone, styles, opts.weighted_style_layers, blend=opts.style_blend, weight=opts.style_weight,

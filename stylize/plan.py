@@ -10,6 +10,9 @@ The pyramid (:mod:`stylize.pyramid`): ``--scales`` gives the long sides, coarse 
 the step limit of the first scale and half as many at each next one. The memory model
 (:mod:`stylize.tiles.memory`) decides which scales fit whole; the others are tiled, and a first
 scale too big for one piece gets a smaller whole-image scale in front of it (with ``--scales auto``).
+A tiled scale keeps its content feature targets for the whole image while a tile still fits beside
+them; above that (8192 px with the default content layers) each tile computes its own
+(``ScalePlan.content_per_tile``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import torch
 
 from stylize.backbone import Backbone, shape_backbone
 from stylize.errors import OptionError
-from stylize.features import ALIGN
+from stylize.features import ALIGN, CHUNK_MARGIN
 from stylize.options import Options
 from stylize.pyramid import long_side_size, scale_sizes, scale_steps
 from stylize.tiles.layout import TileLayout
@@ -35,6 +38,7 @@ from stylize.tiles.memory import (
     default_memory_budget,
     least_tiled_budget,
     step_bytes,
+    tile_extra_bytes_per_pixel,
 )
 from stylize.tiles.refine import DEFAULT_MARGIN
 
@@ -54,10 +58,22 @@ class ScalePlan:
     layout: TileLayout | None  # None: the whole image in one piece
     style_sizes: tuple[tuple[int, int], ...]  # (width, height) of each style image at this scale
     work: float  # planned pixel-steps (tiles count with their context margin)
+    #: tiled scales whose whole-image content targets do not fit the budget: each tile computes its
+    #: own from the content image (:meth:`stylize.loss.ContentLoss.per_tile`)
+    content_per_tile: bool = False
 
     @property
     def tiled(self) -> bool:
         return self.layout is not None
+
+    @property
+    def content_target_pixels(self) -> int:
+        """Pixels the content targets' forward pass covers: the image, or with targets per tile every
+        tile with :data:`stylize.features.CHUNK_MARGIN` px of context."""
+        width, height = self.size
+        if self.layout is None or not self.content_per_tile:
+            return width * height
+        return sum(b.grow(CHUNK_MARGIN, height, width).area for b in self.layout.boxes)
 
     def describe(self, margin: int) -> dict[str, object]:
         width, height = self.size
@@ -66,6 +82,8 @@ class ScalePlan:
             first = self.layout.boxes[0]
             row.update(tiles=len(self.layout), tile=self.layout.tile, tile_width=first.width,
                        tile_height=first.height, overlap=self.layout.overlap, margin=margin)
+        if self.content_per_tile:
+            row["content_targets"] = "per tile"
         return row
 
 
@@ -93,8 +111,8 @@ class RunPlan:
     def estimate_seconds(self, step_seconds: float) -> float:
         """Planned time with ``step_seconds`` per pixel-step (:func:`measure_step_seconds`): every
         step of the plan, plus each scale's targets (a forward pass, about a third of a step, over
-        the content and style images)."""
-        targets = sum(s.size[0] * s.size[1] + sum(w * h for w, h in s.style_sizes) for s in self.scales)
+        the content and style images; content targets per tile: over every tile with its context)."""
+        targets = sum(s.content_target_pixels + sum(w * h for w, h in s.style_sizes) for s in self.scales)
         return step_seconds * (self.total_work + targets / 3)
 
     def table(self, seconds: float | None = None) -> list[str]:
@@ -104,8 +122,9 @@ class RunPlan:
         for s in self.scales:
             where = f"{len(s.layout)} tiles of {s.layout.tile} px" if s.layout is not None else "whole image"
             per = " per tile" if s.layout is not None else ""
+            targets = ", content targets per tile" if s.content_per_tile else ""
             lines.append(f"scale {s.index + 1}/{len(self.scales)}: {s.size[0]}x{s.size[1]}, {where}, "
-                         f"at most {s.steps} steps{per}")
+                         f"at most {s.steps} steps{per}{targets}")
         total = f"{self.total_work / 1e6:.1f} M pixel-steps, memory budget {self.budget / GIB:.1f} GiB"
         if seconds is not None:
             total += f", about {_duration(seconds)} on this device"
@@ -193,21 +212,28 @@ def _with_global_pass(content_size: tuple[int, int], sizes: list[tuple[int, int]
 
 
 def _tile_layout(opts: Options, backbone: Backbone, budget: _Budget, size: tuple[int, int], num_styles: int,
-                 margin: int, steps: int) -> TileLayout:
+                 margin: int, steps: int) -> tuple[TileLayout, bool]:
+    """The tiles of a scale, and whether its content targets are computed per tile: only when the
+    whole-image ones leave no room for even a :data:`MIN_TILE` tile (by the memory model)."""
     width, height = size
-    tile = opts.tile_size
+    tile, per_tile = opts.tile_size, False
     if not tile:
-        buffers = buffer_bytes_per_pixel(backbone, opts.content_layers, num_styles) * width * height
         history = min(50, steps)
-        tile = auto_tile(backbone, budget.bytes - buffers, margin, history=history)
+        for per_tile in (False, True):  # whole-image content targets when a tile fits beside them
+            buffers = buffer_bytes_per_pixel(backbone, opts.content_layers, num_styles,
+                                             content_per_tile=per_tile) * width * height
+            extra = tile_extra_bytes_per_pixel(backbone, opts.content_layers, content_per_tile=per_tile)
+            tile = auto_tile(backbone, budget.bytes - buffers, margin, history=history, extra_per_pixel=extra)
+            if tile:
+                break
         if not tile:
-            need = least_tiled_budget(backbone, buffers, margin, history=history)
+            need = least_tiled_budget(backbone, buffers, margin, history=history, extra_per_pixel=extra)
             raise OptionError(
                 f"--max-memory: {budget.bytes / GIB:.2f} GiB is too small for a {width}x{height} image; it needs at "
                 f"least {math.ceil(need / GIB * 100) / 100:.2f} GiB (the whole-image buffers and one {MIN_TILE} px "
                 f"tile); raise --max-memory or lower --size")
         tile = max(ALIGN * math.floor(tile / ALIGN), 2 * opts.tile_overlap, MIN_TILE)
-    return TileLayout(height, width, tile, opts.tile_overlap)
+    return TileLayout(height, width, tile, opts.tile_overlap), per_tile
 
 
 def style_size(style: tuple[int, int], content: tuple[int, int], scale: float, min_side: int) -> tuple[int, int]:
@@ -242,9 +268,9 @@ def make_plan(opts: Options, content_size: tuple[int, int], style_sizes: Sequenc
             scales.append(ScalePlan(index, size, steps, None, styles, float(size[0] * size[1] * steps)))
             continue
         tile_steps = opts.tile_steps or steps
-        layout = _tile_layout(opts, backbone, budget, size, len(style_sizes), margin, tile_steps)
+        layout, per_tile = _tile_layout(opts, backbone, budget, size, len(style_sizes), margin, tile_steps)
         work = float(sum(b.grow(margin, size[1], size[0]).area for b in layout.boxes) * tile_steps)
-        scales.append(ScalePlan(index, size, tile_steps, layout, styles, work))
+        scales.append(ScalePlan(index, size, tile_steps, layout, styles, work, per_tile))
     return RunPlan(tuple(scales), budget.bytes, margin, need)
 
 

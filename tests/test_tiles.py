@@ -223,6 +223,7 @@ def test_plan_from_a_memory_budget() -> None:
     plan = plan_for(content, vgg16, **common, tile_steps=5, max_memory=6.0)
     assert [s.size for s in plan.scales] == [(1024, 683), (2048, 1365), (4096, 2731)]
     assert [s.tiled for s in plan.scales] == [False, True, True]
+    assert not any(s.content_per_tile for s in plan.scales)  # the whole-image content targets fit beside tiles
     assert plan.budget == 6 * 2**30
     for scale in plan.scales[1:]:
         assert scale.layout is not None
@@ -240,6 +241,7 @@ def test_plan_from_a_memory_budget() -> None:
         need = float(str(exc).split("least ")[1].split(" GiB")[0])
     fitted = plan_for(content, vgg16, size=4096, scales="1", steps=10, max_memory=need)
     assert fitted.scales[-1].layout is not None and fitted.scales[-1].layout.tile == 256
+    assert fitted.scales[-1].content_per_tile  # the least budget named is the one of content targets per tile
 
 
 def test_tiles_get_their_scales_steps_and_style_images_are_bounded() -> None:

@@ -1,5 +1,9 @@
 """The content term: the photo's feature maps at the content layers (Gatys et al. 2016, eq. 1),
-normalized by their magnitude (see :mod:`stylize.loss.functional`)."""
+normalized by their magnitude (see :mod:`stylize.loss.functional`).
+
+On a tiled scale whose whole-image feature maps do not fit the memory budget (``relu2_2`` alone,
+128 channels at stride 2, is 32 floats per pixel: 6.4 GB at 8192 x 6144), :meth:`ContentLoss.per_tile`
+keeps only the content image and computes each tile's targets when the term is cropped to it."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from stylize.backbone import Backbone
-from stylize.features import CHUNK_PIXELS, chunked_feature_maps, layer_strides
+from stylize.features import ALIGN, CHUNK_MARGIN, CHUNK_PIXELS, box_features, chunked_feature_maps, layer_strides
 from stylize.geometry import Box
 from stylize.loss import functional
 from stylize.loss.term import Features, Term
@@ -43,9 +47,45 @@ class ContentLoss(Term):
     def __call__(self, features: Features, image: torch.Tensor) -> torch.Tensor:
         return functional.content_loss(features, self.targets)
 
+    @classmethod
+    def per_tile(cls, backbone: Backbone, content: torch.Tensor, layers: Sequence[str], *,
+                 weight: float = 1.0) -> TiledContentLoss:
+        """The content term of a tiled scale with its targets computed per tile (:class:`TiledContentLoss`)."""
+        return TiledContentLoss(backbone, content, layers, weight=weight)
+
     def crop(self, box: Box) -> ContentLoss:
         cropped = {k: box.crop_features(v, self.strides[k]) for k, v in self.targets.items()}
         return ContentLoss(cropped, self.strides, weight=self.weight)
 
 
-__all__ = ["ContentLoss", "content_targets"]
+class TiledContentLoss(Term):
+    """The content term with targets computed on demand: it holds the content image of the scale
+    (3 floats per pixel) instead of its feature maps, and :meth:`crop` gives the
+    :class:`ContentLoss` of a tile, its targets computed from the tile with ``margin`` px of
+    context (:func:`stylize.features.box_features`, as the chunked whole-image targets are): the
+    same as the whole-image targets' crop up to the network's receptive field beyond the margin."""
+
+    name = "content"
+
+    def __init__(self, backbone: Backbone, content: torch.Tensor, layers: Sequence[str], *, weight: float = 1.0,
+                 margin: int = CHUNK_MARGIN) -> None:
+        if margin % ALIGN:
+            raise ValueError(f"margin must be a multiple of {ALIGN}")
+        self.backbone = backbone
+        self.content = content
+        self.layers = tuple(sorted(dict.fromkeys(layers), key=backbone.layer_names.index))  # as the network yields them
+        self.strides = layer_strides(backbone)
+        self.weight = weight
+        self.margin = margin
+
+    def __call__(self, features: Features, image: torch.Tensor) -> torch.Tensor:
+        """On the whole image (tiled refinement never asks): the whole-image targets, computed at every call."""
+        return functional.content_loss(features, content_targets(self.backbone, self.content, self.layers))
+
+    def crop(self, box: Box) -> ContentLoss:
+        feats = box_features(self.backbone, self.content, box, self.layers, margin=self.margin, strides=self.strides)
+        targets = {k: v.contiguous() for k, v in feats.items()}  # a copy of the box only: the margin is let go
+        return ContentLoss(targets, self.strides, weight=self.weight)
+
+
+__all__ = ["ContentLoss", "TiledContentLoss", "content_targets"]

@@ -59,14 +59,29 @@ def step_bytes(backbone: Backbone, pixels: int, *, history: int = 50) -> int:
     return int(FIXED_BYTES + pixels * per_pixel)
 
 
-def buffer_bytes_per_pixel(backbone: Backbone, content_layers: Iterable[str], num_styles: int) -> float:
-    """Whole-image buffers of a tiled scale per output pixel (float32 unless said): the content and
-    style image(s) of the scale, the canvas (the upsampled start, refined in place), the blend
-    weight sum, the content feature targets, and 8 bytes of 8-bit image copies."""
+def content_floats_per_pixel(backbone: Backbone, content_layers: Iterable[str]) -> float:
+    """Floats per image pixel of the content feature targets: Σ channels / stride² over the content
+    layers (VGG relu4_2: 8; relu2_2 + relu4_2, the default: 40)."""
     strides = layer_strides(backbone)
     widths = layer_widths(backbone)
-    content = sum(widths[k] / strides[k] ** 2 for k in content_layers if k in widths)
+    return sum(widths[k] / strides[k] ** 2 for k in dict.fromkeys(content_layers) if k in widths)
+
+
+def buffer_bytes_per_pixel(backbone: Backbone, content_layers: Iterable[str], num_styles: int, *,
+                           content_per_tile: bool = False) -> float:
+    """Whole-image buffers of a tiled scale per output pixel (float32 unless said): the content and
+    style image(s) of the scale, the canvas (the upsampled start, refined in place), the blend
+    weight sum, the content feature targets (none when ``content_per_tile``: each tile computes its
+    own, see :func:`tile_extra_bytes_per_pixel`), and 8 bytes of 8-bit image copies."""
+    content = 0.0 if content_per_tile else content_floats_per_pixel(backbone, content_layers)
     return 4.0 * (3 * (2 + num_styles) + 1 + content) + 8
+
+
+def tile_extra_bytes_per_pixel(backbone: Backbone, content_layers: Iterable[str], *, content_per_tile: bool) -> float:
+    """What a tile holds beside its optimizer step (:func:`step_bytes`), per pixel of the tile with its
+    context: its own content targets when they are computed per tile, else nothing (the tile's
+    targets are a view of the whole-image ones, counted in :func:`buffer_bytes_per_pixel`)."""
+    return 4.0 * content_floats_per_pixel(backbone, content_layers) if content_per_tile else 0.0
 
 
 def physical_memory() -> int | None:
@@ -87,21 +102,26 @@ def default_memory_budget(device: torch.device) -> int:
     return ram // 4 if ram else 8 * GIB
 
 
-def auto_tile(backbone: Backbone, budget: float, margin: int, *, history: int) -> int:
-    """The largest tile side (a multiple of 16) whose optimizer step, with ``margin`` px of context,
-    fits in ``budget`` bytes; 0 when not even a :data:`MIN_TILE` tile does."""
-    per_pixel = step_bytes(backbone, 1, history=history) - FIXED_BYTES
+def auto_tile(backbone: Backbone, budget: float, margin: int, *, history: int, extra_per_pixel: float = 0.0) -> int:
+    """The largest tile side (a multiple of 16) whose optimizer step, with ``margin`` px of context
+    and ``extra_per_pixel`` bytes more per pixel of it, fits in ``budget`` bytes; 0 when not even a
+    :data:`MIN_TILE` tile does."""
+    per_pixel = step_bytes(backbone, 1, history=history) - FIXED_BYTES + extra_per_pixel
     pixels = max(0.0, budget - FIXED_BYTES) / per_pixel
     tile = ALIGN * math.floor((math.sqrt(pixels) - 2 * margin) / ALIGN)
     return tile if tile >= MIN_TILE else 0
 
 
-def least_tiled_budget(backbone: Backbone, buffers: float, margin: int, *, history: int) -> int:
-    """Bytes a tiled scale needs at least: its whole-image ``buffers`` and one :data:`MIN_TILE` tile."""
-    return int(buffers + step_bytes(backbone, (MIN_TILE + 2 * margin) ** 2, history=history))
+def least_tiled_budget(backbone: Backbone, buffers: float, margin: int, *, history: int,
+                       extra_per_pixel: float = 0.0) -> int:
+    """Bytes a tiled scale needs at least: its whole-image ``buffers`` and one :data:`MIN_TILE` tile
+    (with ``extra_per_pixel`` bytes more per pixel of it)."""
+    pixels = (MIN_TILE + 2 * margin) ** 2
+    return int(buffers + step_bytes(backbone, pixels, history=history) + extra_per_pixel * pixels)
 
 
 __all__ = [
     "ACTIVATION_FACTOR", "FIXED_BYTES", "GIB", "MIN_TILE", "activation_floats_per_pixel", "auto_tile",
-    "buffer_bytes_per_pixel", "default_memory_budget", "least_tiled_budget", "physical_memory", "step_bytes",
+    "buffer_bytes_per_pixel", "content_floats_per_pixel", "default_memory_budget", "least_tiled_budget",
+    "physical_memory", "step_bytes", "tile_extra_bytes_per_pixel",
 ]

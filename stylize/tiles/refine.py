@@ -120,6 +120,7 @@ def optimize_tiled(
     for index, (box, weight) in enumerate(zip(boxes, weights, strict=True), start=1):
         source = canvas if sequential else base
         sub = tile_objective(objective, source, box, margin)
+        release_free_memory()  # content targets per tile: their forward pass's blocks, before the step's
         area = box.grow(margin, height, width).area
         done_before = done
 
