@@ -35,9 +35,9 @@ class WorkLimits:
 def planned_schedule(content_size: tuple[int, int], opts: Options, num_styles: int) -> RunPlan:
     """The run plan of a job (scales, tiles, pixel-steps), as :func:`stylize.transfer` makes it, with
     a weightless network and the CPU's default memory budget unless ``max_memory`` is given."""
-    layers = list(opts.computed_layers)
+    layers = list(opts.computed_layers)  # a zero-weight style layer is not computed, but must exist
     try:
-        deepest_layer(opts.model, layers)
+        deepest_layer(opts.model, [*opts.content_layers, *opts.style_layers])
     except ValueError as exc:  # an unknown layer name
         raise OptionError(f"--style-layers/--content-layers: {exc}") from None
     styles = [content_size] * num_styles  # only their count matters for the work and the memory
