@@ -103,11 +103,9 @@ class LBFGS:
             largest = float(d.abs().max()) * float(t)
             if largest > self.max_change:
                 t = float(t) * self.max_change / largest
-        if grad.dot(d) > 0:  # not a descent direction (0 gradient, or broken curvature): stand still
-            self._d, self._t = d, t
-            return loss
-        self.param.add_(d.view_as(self.param), alpha=t)
         self._d, self._t = d, t
+        if grad.dot(d) <= 0:  # a descent direction; else (broken curvature) stand still, as torch's LBFGS
+            self.param.add_(d.view_as(self.param), alpha=t)
         return loss
 
 
