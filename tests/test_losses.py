@@ -50,6 +50,20 @@ def test_gram_matrix_batch_and_symmetry() -> None:
         torch.testing.assert_close(gram[n], flat @ flat.T / 15)
 
 
+def test_gram_matrix_gradient_is_autograds_of_the_plain_product() -> None:
+    # the one-product backward must give what autograd gives for F Fᵀ / P, for any upstream
+    # gradient, symmetric or not (gradcheck in float64 against finite differences too)
+    f = torch.randn(2, 3, 4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    upstream = torch.randn(2, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    mine = f.clone().requires_grad_(True)
+    (losses.gram_matrix(mine) * upstream).sum().backward()
+    plain = f.clone().requires_grad_(True)
+    flat = plain.reshape(2, 3, 20)
+    (flat @ flat.transpose(1, 2) / 20 * upstream).sum().backward()
+    torch.testing.assert_close(mine.grad, plain.grad)
+    assert torch.autograd.gradcheck(losses.gram_matrix, (f.clone().requires_grad_(True),))
+
+
 def test_gram_matrix_does_not_grow_with_size() -> None:
     # The same texture tiled 2x2 has the same position-averaged Gram.
     f = torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(2))

@@ -22,6 +22,22 @@ import torch
 EPS = 1e-12
 
 
+class _SymmetricGram(torch.autograd.Function):
+    """``F Fᵀ`` for (N, C, P) ``F``, whose backward is one product, ``(g + gᵀ) F``, where autograd's
+    for ``F @ F.transpose`` takes two of (N, C, C) x (N, C, P) and adds them: the Gram products are
+    an eighth of a step at 512 px, so this saves about 4% of every step (``bench/bench_flops.py``)."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, flat: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(flat)
+        return flat @ flat.transpose(1, 2)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
+        (flat,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        return (grad + grad.transpose(1, 2)) @ flat
+
+
 def gram_matrix(features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Gram matrix of (N, C, H, W) features averaged over positions -> (N, C, C).
 
@@ -31,7 +47,7 @@ def gram_matrix(features: torch.Tensor, mask: torch.Tensor | None = None) -> tor
     n, c, h, w = features.shape
     flat = features.reshape(n, c, h * w)
     if mask is None:
-        return flat @ flat.transpose(1, 2) / (h * w)
+        return _SymmetricGram.apply(flat) / (h * w)
     m = mask.reshape(mask.shape[0], 1, h * w).to(flat.dtype)
     return (flat * m) @ flat.transpose(1, 2) / m.sum(dim=2, keepdim=True).clamp_min(EPS)
 
