@@ -62,36 +62,40 @@ def run_sizes(args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "STYLIZE_OFFLINE": "1"}
     rows = []
-    print(f"content {args.content}, style {args.style}; --steps {args.steps} --tile-steps {args.tile_steps}; "
-          f"{os.cpu_count()} CPU cores", flush=True)
-    print("| output | schedule | peak RSS | time | budget |", flush=True)
-    print("|---|---|---|---|---|", flush=True)
+    steps = [] if args.steps is None else ["--steps", str(args.steps)]
+    steps += [] if args.tile_steps is None else ["--tile-steps", str(args.tile_steps)]
+    print(f"content {args.content}, style {args.style}; {' '.join(steps) or 'every default'}; "
+          f"{os.cpu_count()} CPU cores, load {os.getloadavg()[0]:.1f}", flush=True)
+    print("| output | schedule | peak RSS | time | plan's estimate | budget |", flush=True)
+    print("|---|---|---|---|---|---|", flush=True)
     for size in args.sizes:
         output = out_dir / f"bench_{size}.{args.format}"
         log = out_dir / f"bench_{size}.json"
         cmd = [sys.executable, "-m", "stylize", str(args.content), str(args.style), "-o", str(output), "--force",
-               "--size", str(size), "--steps", str(args.steps), "--tile-steps", str(args.tile_steps),
-               "--log", str(log), "--seed", "0", *args.extra]
+               "--size", str(size), *steps, "--log", str(log), "--seed", "0", *args.extra]
         if args.max_memory:
             cmd += ["--max-memory", str(args.max_memory)]
         if args.shapes:  # the same run through the API, on a random-weight network of that shape
-            options = {"size": size, "steps": args.steps, "tile_steps": args.tile_steps, "seed": 0,
-                       "max_memory": args.max_memory}
+            options = {"size": size, "seed": 0, "max_memory": args.max_memory}
+            options.update({} if args.steps is None else {"steps": args.steps})
+            options.update({} if args.tile_steps is None else {"tile_steps": args.tile_steps})
             cmd = [sys.executable, "-c", SHAPES_CHILD, args.shapes, str(args.content), str(args.style), str(output),
                    str(log), json.dumps(options)]
         status, seconds, rss = _child_rss(cmd, env, out_dir / f"bench_{size}.out")
         if status != 0:
-            print(f"| {size} px | failed (exit {status}, see {out_dir / f'bench_{size}.out'}) | | | |", flush=True)
+            print(f"| {size} px | failed (exit {status}, see {out_dir / f'bench_{size}.out'}) | | | | |", flush=True)
             rows.append({"size": size, "status": status})
             continue
         settings = json.loads(log.read_text())["settings"]
         final = settings["scale_sizes"][-1]
         row = {"size": size, "output": final, "peak_rss_gib": round(rss / GIB, 2), "seconds": round(seconds),
                "schedule": _describe(settings), "budget_gib": settings.get("memory_budget_gib"),
-               "network": settings.get("network")}
+               "network": settings.get("network"), "estimated_seconds": settings.get("estimated_seconds")}
         rows.append(row)
+        estimate = row["estimated_seconds"]
+        guess = "-" if estimate is None else f"{estimate / 60:.1f} min ({seconds / estimate - 1:+.0%} measured)"
         print(f"| {final[0]}x{final[1]} | {row['schedule']} | {row['peak_rss_gib']:.2f} GiB | "
-              f"{seconds / 60:.1f} min | {row['budget_gib']} GiB |", flush=True)
+              f"{seconds / 60:.1f} min | {guess} | {row['budget_gib']} GiB |", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0
@@ -167,8 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=lambda s: [int(v) for v in s.split(",")], default=[1024, 2048, 4096])
     parser.add_argument("--content", default=str(IMAGES / "content" / "sea_boat_sunset.jpg"))
     parser.add_argument("--style", default=str(IMAGES / "style" / "van_gogh_starry_night.jpg"))
-    parser.add_argument("--steps", type=int, default=10, help="steps of each whole-image scale")
-    parser.add_argument("--tile-steps", type=int, default=3, help="steps of each tile")
+    parser.add_argument("--steps", type=int, default=None, help="stylize --steps (default: stylize's own)")
+    parser.add_argument("--tile-steps", type=int, default=None,
+                        help="stylize --tile-steps (default: stylize's own; the README's old hand-picked "
+                             "settings were --steps 10 --tile-steps 3)")
     parser.add_argument("--max-memory", type=float, default=None, help="GiB (default: stylize's own default)")
     parser.add_argument("--out-dir", default=str(Path(tempfile.gettempdir()) / "stylize-bench"))
     parser.add_argument("--format", default="jpg")

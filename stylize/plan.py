@@ -48,6 +48,12 @@ MIN_GLOBAL_SIDE = 32  # smallest long side of the whole-image pass added in fron
 MAX_STYLE_PIXELS = 1 << 22
 
 
+#: a step of the whole objective (network, Gram matrices and the losses' arithmetic, forward and
+#: backward) over a step of the bare network, as :func:`measure_step_seconds` times it: 1.20 at
+#: 512 px and 1.24 at 1024 px in ``bench/bench_flops.py`` ("stylize objective" against "engine")
+OBJECTIVE_OVERHEAD = 1.2
+
+
 @dataclass(frozen=True)
 class ScalePlan:
     """One scale of a run."""
@@ -109,11 +115,12 @@ class RunPlan:
         return [s.describe(self.margin) for s in self.scales]
 
     def estimate_seconds(self, step_seconds: float) -> float:
-        """Planned time with ``step_seconds`` per pixel-step (:func:`measure_step_seconds`): every
-        step of the plan, plus each scale's targets (a forward pass, about a third of a step, over
-        the content and style images; content targets per tile: over every tile with its context)."""
+        """Planned time with ``step_seconds`` per pixel-step of the bare network
+        (:func:`measure_step_seconds`): every step of the plan, plus each scale's targets (a forward
+        pass, about a third of a step, over the content and style images; content targets per tile:
+        over every tile with its context), all times :data:`OBJECTIVE_OVERHEAD` (the losses' share)."""
         targets = sum(s.content_target_pixels + sum(w * h for w, h in s.style_sizes) for s in self.scales)
-        return step_seconds * (self.total_work + targets / 3)
+        return step_seconds * OBJECTIVE_OVERHEAD * (self.total_work + targets / 3)
 
     def table(self, seconds: float | None = None) -> list[str]:
         """The plan in lines of text, for front ends: one line per scale, then the total work and,

@@ -211,3 +211,20 @@ def test_planned_work_without_weights_matches_the_run(pair: tuple[Image.Image, I
     whole = sum(s * round(s * 4000 / 6000) * n for s, n in zip([128, 256, 512, 1024, 2048, 4096],
                                                                [48, 24, 12, 6, 3, 2], strict=True))
     assert whole < big < 1.5 * whole
+
+
+def test_estimate_counts_every_step_the_targets_and_the_losses(
+        pair: tuple[Image.Image, Image.Image], tiny: Backbone) -> None:
+    from stylize.plan import OBJECTIVE_OVERHEAD
+
+    content, style = pair
+    seen: list[Any] = []
+    transfer(content, style, backbone=tiny, size=96, steps=4, scales="24,48,96",
+             on_plan=lambda plan, seconds: seen.append(plan))
+    plan = seen[0]
+    areas = [w * h for w, h in (s.size for s in plan.scales)]
+    styles = sum(w * h for s in plan.scales for w, h in s.style_sizes)
+    # one second per pixel-step: the steps and the targets' forward passes (a third of a step)
+    expected = OBJECTIVE_OVERHEAD * (plan.total_work + (sum(areas) + styles) / 3)
+    assert plan.estimate_seconds(1.0) == pytest.approx(expected)
+    assert OBJECTIVE_OVERHEAD > 1
