@@ -37,9 +37,10 @@ STYLE_LOSS_KINDS = ("gram", "wasserstein", "sliced")
 INITS = ("content", "noise")
 PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 PAPER_CONTENT_LAYERS = ("relu4_2",)
-#: the default content layers: the paper's relu4_2 and relu2_2, which keeps the photo's outlines and
-#: shading (BENCHMARKS.md, "Quality": SSIM 0.34 -> 0.4x at a higher style_gain)
-DEFAULT_CONTENT_LAYERS = ("relu2_2", "relu4_2")
+#: the default content layer: relu2_2, which keeps the photo's outlines and shading. Beside it the
+#: paper's relu4_2 only took photo away at the same style_gain, and it is the one layer that makes
+#: a step run conv4_2 (BENCHMARKS.md, "Quality": 512 px SSIM 0.445 -> 0.52 at style_gain 0.78)
+DEFAULT_CONTENT_LAYERS = ("relu2_2",)
 
 
 def _opt(default: Any, help: str, *, choices: tuple[str, ...] | None = None, metavar: str | None = None,

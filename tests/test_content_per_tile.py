@@ -17,7 +17,7 @@ from stylize.backbone import Backbone, shape_backbone
 from stylize.features import chunked_feature_maps, layer_strides
 from stylize.geometry import Box
 from stylize.loss import ContentLoss, TiledContentLoss
-from stylize.options import DEFAULT_CONTENT_LAYERS, PAPER_STYLE_LAYERS
+from stylize.options import PAPER_STYLE_LAYERS
 from stylize.plan import make_plan
 from stylize.tiles.memory import (
     GIB,
@@ -32,7 +32,7 @@ from stylize.tiles.memory import (
 from stylize.tiles.refine import DEFAULT_MARGIN
 
 SmallImage = Callable[[str, int], Image.Image]
-LAYERS = list(DEFAULT_CONTENT_LAYERS)  # relu2_2, relu4_2
+LAYERS = ["relu2_2", "relu4_2"]  # a shallow and a deep content layer (the paper's)
 
 
 @pytest.fixture
@@ -130,7 +130,7 @@ def scale_fits(backbone: Backbone, plan: object, index: int) -> bool:
 def test_plan_computes_content_targets_per_tile_only_where_the_whole_image_ones_do_not_fit() -> None:
     vgg16 = shape_backbone("vgg16", [*LAYERS, *PAPER_STYLE_LAYERS])
     portrait, painting = (3369, 4492), [(1280, 1014)]  # the photo: 6144 x 8192 at --size 8192
-    plan = make_plan(Options.from_kwargs(size=8192, model="vgg16", max_memory=5.89), portrait, painting, vgg16)
+    plan = make_plan(Options.from_kwargs(size=8192, model="vgg16", content_layers=tuple(LAYERS), max_memory=5.89), portrait, painting, vgg16)
     assert [max(s.size) for s in plan.scales] == [128, 256, 512, 1024, 2048, 4096, 8192]
     assert [s.tiled for s in plan.scales] == [False] * 4 + [True] * 3
     assert [s.content_per_tile for s in plan.scales] == [False] * 6 + [True]
@@ -145,10 +145,10 @@ def test_plan_computes_content_targets_per_tile_only_where_the_whole_image_ones_
     rows = plan.describe()
     assert rows[6]["content_targets"] == "per tile" and all("content_targets" not in r for r in rows[:6])
     # 4096 px fits with the whole-image targets: the plan is as before
-    plan = make_plan(Options.from_kwargs(size=4096, model="vgg16", max_memory=5.89), portrait, painting, vgg16)
+    plan = make_plan(Options.from_kwargs(size=4096, model="vgg16", content_layers=tuple(LAYERS), max_memory=5.89), portrait, painting, vgg16)
     assert plan.scales[-1].tiled and not any(s.content_per_tile for s in plan.scales)
     # ... and so does 8192 px with a larger budget
-    plan = make_plan(Options.from_kwargs(size=8192, model="vgg16", max_memory=16.0), portrait, painting, vgg16)
+    plan = make_plan(Options.from_kwargs(size=8192, model="vgg16", content_layers=tuple(LAYERS), max_memory=16.0), portrait, painting, vgg16)
     assert plan.scales[-1].tiled and not any(s.content_per_tile for s in plan.scales)
     assert scale_fits(vgg16, plan, len(plan.scales) - 1)
 
@@ -161,7 +161,7 @@ def test_plan_switches_at_the_budget_that_leaves_no_tile_beside_the_whole_image_
     per_tile = least_tiled_budget(vgg16, buffer_bytes_per_pixel(vgg16, LAYERS, 1, content_per_tile=True) * 2048 * 1365,
                                   DEFAULT_MARGIN, history=history, extra_per_pixel=160)
     assert per_tile < whole
-    common = {"size": 2048, "scales": "1", "steps": history, "model": "vgg16"}
+    common = {"size": 2048, "scales": "1", "steps": history, "model": "vgg16", "content_layers": tuple(LAYERS)}
     for budget, expected in ((whole + 2**20, False), (whole - 2**20, True), (per_tile + 2**20, True)):
         plan = make_plan(Options.from_kwargs(**common, max_memory=budget / GIB), size, [size], vgg16)
         assert plan.scales[0].tiled and plan.scales[0].content_per_tile is expected, budget

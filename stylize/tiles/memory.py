@@ -61,7 +61,7 @@ def step_bytes(backbone: Backbone, pixels: int, *, history: int = 50) -> int:
 
 def content_floats_per_pixel(backbone: Backbone, content_layers: Iterable[str]) -> float:
     """Floats per image pixel of the content feature targets: Σ channels / stride² over the content
-    layers (VGG relu4_2: 8; relu2_2 + relu4_2, the default: 40)."""
+    layers (VGG relu4_2: 8; relu2_2, the default: 32; both: 40)."""
     strides = layer_strides(backbone)
     widths = layer_widths(backbone)
     return sum(widths[k] / strides[k] ** 2 for k in dict.fromkeys(content_layers) if k in widths)
