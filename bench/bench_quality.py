@@ -400,7 +400,11 @@ def contact_sheet(rows: Sequence[dict[str, Any]], scorer: Scorer, configs: Seque
             row = by_config.get(cfg.name)
             label = "" if row is None else (f"SSIM {row['ssim']:.2f} gain {row['style_gain']:.2f}\n"
                                             f"edges {row['edges']:.2f} {row['seconds']:.0f}s")
-            cells.append((None if row is None else load_image(out / row["image"]), label))
+            path = None if row is None else out / row["image"]
+            if path is not None and not path.exists():  # a peer row imported with --peers-from: its
+                label += "\n(image not kept)"  # images are not kept in the repository
+                path = None
+            cells.append((None if path is None else load_image(path), label))
         for c, (img, label) in enumerate(cells):
             x = pad + c * (cell + pad)
             if img is not None:
