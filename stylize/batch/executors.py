@@ -46,9 +46,10 @@ from stylize.runs import network_key
 StepHook = Callable[["Task", Progress], None]
 #: Files that options may name and that are sent along with the images when paths are not shared.
 SENT_OPTION_FILES = ("mask", "init")
-#: ``--workers`` of ``stylize batch`` when not given: one process with every core, the least memory (provisional:
-#: bench/bench_batch.py compares 1 and 2 workers; see docs/batch.md).
-DEFAULT_WORKERS = 1
+#: ``--workers`` of ``stylize batch`` when not given: two processes of ``cores / 2`` threads. Measured by
+#: bench/bench_batch.py on 2 cores (16 jobs at 256 px): 295 images/hour against 239 for one process of
+#: 2 threads (1.23x); each worker holds its own network and activations (docs/batch.md).
+DEFAULT_WORKERS = 2
 #: Seconds between two progress messages from a worker process (the last step of a scale always goes).
 REPORT_EVERY = 0.2
 
