@@ -33,6 +33,7 @@ from stylize.tiles.layout import TileLayout
 from stylize.tiles.memory import (
     GIB,
     MIN_TILE,
+    TILED_BUDGET_SHARE,
     auto_tile,
     buffer_bytes_per_pixel,
     default_memory_budget,
@@ -230,11 +231,13 @@ def _tile_layout(opts: Options, backbone: Backbone, budget: _Budget, size: tuple
             buffers = buffer_bytes_per_pixel(backbone, opts.content_layers, num_styles,
                                              content_per_tile=per_tile) * width * height
             extra = tile_extra_bytes_per_pixel(backbone, opts.content_layers, content_per_tile=per_tile)
-            tile = auto_tile(backbone, budget.bytes - buffers, margin, history=history, extra_per_pixel=extra)
+            usable = budget.bytes * TILED_BUDGET_SHARE
+            tile = auto_tile(backbone, usable - buffers, margin, history=history, extra_per_pixel=extra)
             if tile:
                 break
         if not tile:
-            need = least_tiled_budget(backbone, buffers, margin, history=history, extra_per_pixel=extra)
+            need = least_tiled_budget(backbone, buffers, margin, history=history,
+                                      extra_per_pixel=extra) / TILED_BUDGET_SHARE
             raise OptionError(
                 f"--max-memory: {budget.bytes / GIB:.2f} GiB is too small for a {width}x{height} image; it needs at "
                 f"least {math.ceil(need / GIB * 100) / 100:.2f} GiB (the whole-image buffers and one {MIN_TILE} px "

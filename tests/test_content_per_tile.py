@@ -22,6 +22,7 @@ from stylize.plan import make_plan
 from stylize.tiles.memory import (
     GIB,
     MIN_TILE,
+    TILED_BUDGET_SHARE,
     auto_tile,
     buffer_bytes_per_pixel,
     content_floats_per_pixel,
@@ -130,7 +131,8 @@ def scale_fits(backbone: Backbone, plan: object, index: int) -> bool:
 def test_plan_computes_content_targets_per_tile_only_where_the_whole_image_ones_do_not_fit() -> None:
     vgg16 = shape_backbone("vgg16", [*LAYERS, *PAPER_STYLE_LAYERS])
     portrait, painting = (3369, 4492), [(1280, 1014)]  # the photo: 6144 x 8192 at --size 8192
-    plan = make_plan(Options.from_kwargs(size=8192, model="vgg16", content_layers=tuple(LAYERS), max_memory=5.89), portrait, painting, vgg16)
+    plan = make_plan(Options.from_kwargs(size=8192, model="vgg16", content_layers=tuple(LAYERS), max_memory=5.89),
+                     portrait, painting, vgg16)
     assert [max(s.size) for s in plan.scales] == [128, 256, 512, 1024, 2048, 4096, 8192]
     assert [s.tiled for s in plan.scales] == [False] * 4 + [True] * 3
     assert [s.content_per_tile for s in plan.scales] == [False] * 6 + [True]
@@ -145,10 +147,12 @@ def test_plan_computes_content_targets_per_tile_only_where_the_whole_image_ones_
     rows = plan.describe()
     assert rows[6]["content_targets"] == "per tile" and all("content_targets" not in r for r in rows[:6])
     # 4096 px fits with the whole-image targets: the plan is as before
-    plan = make_plan(Options.from_kwargs(size=4096, model="vgg16", content_layers=tuple(LAYERS), max_memory=5.89), portrait, painting, vgg16)
+    plan = make_plan(Options.from_kwargs(size=4096, model="vgg16", content_layers=tuple(LAYERS), max_memory=5.89),
+                     portrait, painting, vgg16)
     assert plan.scales[-1].tiled and not any(s.content_per_tile for s in plan.scales)
     # ... and so does 8192 px with a larger budget
-    plan = make_plan(Options.from_kwargs(size=8192, model="vgg16", content_layers=tuple(LAYERS), max_memory=16.0), portrait, painting, vgg16)
+    plan = make_plan(Options.from_kwargs(size=8192, model="vgg16", content_layers=tuple(LAYERS), max_memory=16.0),
+                     portrait, painting, vgg16)
     assert plan.scales[-1].tiled and not any(s.content_per_tile for s in plan.scales)
     assert scale_fits(vgg16, plan, len(plan.scales) - 1)
 
@@ -162,6 +166,8 @@ def test_plan_switches_at_the_budget_that_leaves_no_tile_beside_the_whole_image_
                                   DEFAULT_MARGIN, history=history, extra_per_pixel=160)
     assert per_tile < whole
     common = {"size": 2048, "scales": "1", "steps": history, "model": "vgg16", "content_layers": tuple(LAYERS)}
+    # tiled scales are planned within TILED_BUDGET_SHARE of the budget
+    whole, per_tile = whole / TILED_BUDGET_SHARE, per_tile / TILED_BUDGET_SHARE
     for budget, expected in ((whole + 2**20, False), (whole - 2**20, True), (per_tile + 2**20, True)):
         plan = make_plan(Options.from_kwargs(**common, max_memory=budget / GIB), size, [size], vgg16)
         assert plan.scales[0].tiled and plan.scales[0].content_per_tile is expected, budget
@@ -201,8 +207,10 @@ def test_transfer_with_content_targets_per_tile(small_image: SmallImage, tiny: B
     need_whole = least_tiled_budget(tiny, buffers[False], DEFAULT_MARGIN, history=2)
     need_per_tile = least_tiled_budget(tiny, buffers[True], DEFAULT_MARGIN, history=2,
                                        extra_per_pixel=tile_extra_bytes_per_pixel(tiny, LAYERS, content_per_tile=True))
-    options = {"size": 512, "scales": "256,512", "steps": 4, "tile_steps": 2, "tol": 0.0, "seed": 0}
-    result = transfer(content, style, backbone=tiny, max_memory=(need_whole + need_per_tile) / 2 / GIB, **options)
+    # 40 steps: the whole-image step at 512 px (40 steps of L-BFGS history) must not fit the budget
+    options = {"size": 512, "scales": "256,512", "steps": 40, "tile_steps": 2, "tol": 0.0, "seed": 0}
+    budget = (need_whole + need_per_tile) / 2 / TILED_BUDGET_SHARE  # tiles are planned within that share
+    result = transfer(content, style, backbone=tiny, max_memory=budget / GIB, **options)
     tiling = result.settings["tiling"]
     assert [row["tiles"] > 1 for row in tiling] == [False, True]
     assert tiling[1]["content_targets"] == "per tile"

@@ -102,6 +102,13 @@ def default_memory_budget(device: torch.device) -> int:
     return ram // 4 if ram else 8 * GIB
 
 
+#: tiled scales are planned within this share of the budget: the model counts the tile's step and
+#: the whole-image buffers, and a tiled 4096 px run with every default still peaked 6% above it
+#: (6.25 GiB measured against 5.89 GiB planned; BENCHMARKS.md, "High resolution"): the tiled loop's
+#: own copies (the blend, the canvas update) and the allocator's slack between tiles are not in it
+TILED_BUDGET_SHARE = 0.92
+
+
 def auto_tile(backbone: Backbone, budget: float, margin: int, *, history: int, extra_per_pixel: float = 0.0) -> int:
     """The largest tile side (a multiple of 16) whose optimizer step, with ``margin`` px of context
     and ``extra_per_pixel`` bytes more per pixel of it, fits in ``budget`` bytes; 0 when not even a
@@ -121,7 +128,8 @@ def least_tiled_budget(backbone: Backbone, buffers: float, margin: int, *, histo
 
 
 __all__ = [
-    "ACTIVATION_FACTOR", "FIXED_BYTES", "GIB", "MIN_TILE", "activation_floats_per_pixel", "auto_tile",
+    "ACTIVATION_FACTOR", "FIXED_BYTES", "GIB", "MIN_TILE", "TILED_BUDGET_SHARE", "activation_floats_per_pixel",
+    "auto_tile",
     "buffer_bytes_per_pixel", "content_floats_per_pixel", "default_memory_budget", "least_tiled_budget",
     "physical_memory", "step_bytes", "tile_extra_bytes_per_pixel",
 ]
