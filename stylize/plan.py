@@ -132,7 +132,7 @@ class RunPlan:
             per = " per tile" if s.layout is not None else ""
             targets = ", content targets per tile" if s.content_per_tile else ""
             lines.append(f"scale {s.index + 1}/{len(self.scales)}: {s.size[0]}x{s.size[1]}, {where}, "
-                         f"at most {s.steps} steps{per}{targets}")
+                         f"at most {s.steps} step{'s' if s.steps != 1 else ''}{per}{targets}")
         total = f"{self.total_work / 1e6:.1f} M pixel-steps, memory budget {self.budget / GIB:.1f} GiB"
         if seconds is not None:
             total += f", about {_duration(seconds)} on this device"
