@@ -227,11 +227,11 @@ def _tile_layout(opts: Options, backbone: Backbone, budget: _Budget, size: tuple
     tile, per_tile = opts.tile_size, False
     if not tile:
         history = min(50, steps)
+        usable = budget.bytes * TILED_BUDGET_SHARE
         for per_tile in (False, True):  # whole-image content targets when a tile fits beside them
             buffers = buffer_bytes_per_pixel(backbone, opts.content_layers, num_styles,
                                              content_per_tile=per_tile) * width * height
             extra = tile_extra_bytes_per_pixel(backbone, opts.content_layers, content_per_tile=per_tile)
-            usable = budget.bytes * TILED_BUDGET_SHARE
             tile = auto_tile(backbone, usable - buffers, margin, history=history, extra_per_pixel=extra)
             if tile:
                 break

@@ -129,7 +129,6 @@ def least_tiled_budget(backbone: Backbone, buffers: float, margin: int, *, histo
 
 __all__ = [
     "ACTIVATION_FACTOR", "FIXED_BYTES", "GIB", "MIN_TILE", "TILED_BUDGET_SHARE", "activation_floats_per_pixel",
-    "auto_tile",
-    "buffer_bytes_per_pixel", "content_floats_per_pixel", "default_memory_budget", "least_tiled_budget",
+    "auto_tile", "buffer_bytes_per_pixel", "content_floats_per_pixel", "default_memory_budget", "least_tiled_budget",
     "physical_memory", "step_bytes", "tile_extra_bytes_per_pixel",
 ]
