@@ -280,7 +280,7 @@ def transfer(
             content_t, style_ts = inputs.at(scale, device)
             extra = [make(ScaleContext(scale.index, scale.size, device, backbone)) for make in extra_terms]
             objective = build_objective(backbone, opts, content_t, style_ts, masks=inputs.masks, extra=extra,
-                                        content_per_tile=scale.content_per_tile)
+                                        content_per_tile=scale.content_per_tile, tiled=scale.tiled)
             start = _start_image(opts, content_t, inputs.init) if image is None else \
                 F.interpolate(image, size=scale.size[::-1], mode="bicubic", align_corners=False)
         except KeyboardInterrupt:

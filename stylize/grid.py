@@ -237,7 +237,7 @@ def _load_networks(cells: Sequence[Cell], factory: BackboneFactory) -> dict[tupl
         opts = make_options(**cell.options)
         key = network_key(opts)
         first.setdefault(key, opts)
-        layers.setdefault(key, {}).update(dict.fromkeys([*opts.content_layers, *opts.style_layers]))
+        layers.setdefault(key, {}).update(dict.fromkeys(opts.network_layers))
     networks = {}
     for key, opts in first.items():
         every = tuple(layers[key])

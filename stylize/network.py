@@ -21,12 +21,12 @@ BackboneFactory = Callable[[Options], Backbone]
 
 
 def check_layers(opts: Options, names: Sequence[str], arch: str) -> None:
-    """OptionError naming the first content or style layer that ``arch`` (with layers ``names``) lacks."""
-    bad = [name for name in [*opts.content_layers, *opts.style_layers] if name not in names]
+    """OptionError naming the first content, style or structure layer that ``arch`` (with layers ``names``) lacks."""
+    bad = [name for name in opts.network_layers if name not in names]
     if bad:
+        kind = "content" if bad[0] in opts.content_layers else "style" if bad[0] in opts.style_layers else "structure"
         raise OptionError(
-            f"--{'content' if bad[0] in opts.content_layers else 'style'}-layers: {bad[0]!r} is not a layer "
-            f"of {arch} (layers are named like conv1_1, relu4_2, pool5)"
+            f"--{kind}-layers: {bad[0]!r} is not a layer of {arch} (layers are named like conv1_1, relu4_2, pool5)"
         )
 
 
@@ -36,7 +36,7 @@ def load_network(opts: Options, *, progress: Callable[[int, int], None] | None =
     reports a first-use download."""
     check_layers(opts, layer_names(opts.model), opts.model)
     return load_backbone(
-        opts.model, layers=[*opts.content_layers, *opts.style_layers], weights=opts.weights,
+        opts.model, layers=list(opts.network_layers), weights=opts.weights,
         convention=opts.weights_convention, pooling=opts.pooling, allow_download=opts.allow_download,
         progress=progress,
     )
@@ -53,7 +53,7 @@ class NetworkCache:
 
     @staticmethod
     def key(opts: Options) -> tuple[object, ...]:
-        layers = tuple(sorted({*opts.content_layers, *opts.style_layers}))
+        layers = tuple(sorted(opts.network_layers))
         return (opts.model, opts.weights, opts.weights_convention, opts.pooling, layers, opts.allow_download,
                 opts.device)  # transfer() moves the network to its device
 

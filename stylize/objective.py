@@ -16,7 +16,16 @@ import torch
 from stylize.backbone import Backbone
 from stylize.features import layer_strides
 from stylize.geometry import Box
-from stylize.loss import STYLE_LOSSES, ContentLoss, GramLoss, RangePenalty, RegionalStyle, Term, TotalVariation
+from stylize.loss import (
+    STYLE_LOSSES,
+    ContentLoss,
+    GramLoss,
+    RangePenalty,
+    RegionalStyle,
+    StructureLoss,
+    Term,
+    TotalVariation,
+)
 from stylize.options import Options
 
 
@@ -92,11 +101,14 @@ class Objective:
 
 def build_objective(backbone: Backbone, opts: Options, content: torch.Tensor, styles: Sequence[torch.Tensor], *,
                     masks: torch.Tensor | None = None, extra: Sequence[Term] = (),
-                    content_per_tile: bool = False) -> Objective:
+                    content_per_tile: bool = False, tiled: bool = False) -> Objective:
     """The objective of one scale from the options: targets computed once from ``content`` and
     ``styles`` (tensors at this scale's sizes), one style per region when ``masks`` (one-hot,
     :func:`stylize.regions.load_mask`) are given, then any ``extra`` terms. Style layers of weight 0
-    are left out (not computed: the balanced preset's block 5 stops the network at relu4_x).
+    are left out (not computed: the balanced preset's block 5 stops the network at relu4_x). The
+    structure term (the photo's self-similarity, :mod:`stylize.loss.structure`) is added when
+    ``structure_weight`` is above zero, on whole-image scales only (``tiled``: a scale refined in
+    tiles, whose layout the scales before it have settled).
     ``content_per_tile`` (tiled scales, :attr:`stylize.plan.ScalePlan.content_per_tile`): the content
     targets are computed for each tile when the objective is cropped to it, not for the whole image."""
     layer_weights = dict(zip(opts.style_layers, opts.style_layer_weights or [1.0] * len(opts.style_layers),
@@ -111,6 +123,8 @@ def build_objective(backbone: Backbone, opts: Options, content: torch.Tensor, st
         size = (content.shape[-1], content.shape[-2])
         terms.append(RegionalStyle.from_masks(backbone, masks, styles, opts.weighted_style_layers, size,
                                               weight=opts.style_weight, layer_weights=layer_weights))
+    if opts.structure_weight > 0 and opts.structure_layers and not tiled:
+        terms.append(StructureLoss.from_image(backbone, content, opts.structure_layers, weight=opts.structure_weight))
     terms.append(RangePenalty())
     if opts.tv_weight > 0:
         terms.append(TotalVariation(opts.tv_weight))

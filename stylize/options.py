@@ -41,6 +41,10 @@ PAPER_CONTENT_LAYERS = ("relu4_2",)
 #: paper's relu4_2 only took photo away at the same style_gain, and it is the one layer that makes
 #: a step run conv4_2 (BENCHMARKS.md, "Quality": 512 px SSIM 0.445 -> 0.52 at style_gain 0.78)
 DEFAULT_CONTENT_LAYERS = ("relu2_2",)
+#: the structure term (stylize.loss.structure): the photo's self-similarity at relu3_1, a style layer
+#: that every step computes anyway (BENCHMARKS.md, "Quality": it keeps Van Gogh's stars out of the fog)
+DEFAULT_STRUCTURE_LAYERS = ("relu3_1",)
+DEFAULT_STRUCTURE_WEIGHT = 4.0
 
 
 def _opt(default: Any, help: str, *, choices: tuple[str, ...] | None = None, metavar: str | None = None,
@@ -72,6 +76,12 @@ class Options:
     style_weight: float = _opt(16.0, "weight of the style loss (losses are normalized per layer, so "
                                "the same value works at any size and for every model)", group="loss")
     tv_weight: float = _opt(0.0, "weight of the total-variation smoothness term", group="loss")
+    structure_weight: float = _opt(DEFAULT_STRUCTURE_WEIGHT, "weight of the structure term: the photo's "
+                                   "self-similarity (which parts look alike, which differ), so that the "
+                                   "painting's objects are not painted into the photo's uniform regions; 0 "
+                                   "turns it off (whole-image scales only)", group="loss")
+    structure_layers: tuple[str, ...] = _opt(DEFAULT_STRUCTURE_LAYERS, "layers of the structure term, comma "
+                                             "separated", metavar="LAYERS", group="loss")
     content_layers: tuple[str, ...] = _opt(DEFAULT_CONTENT_LAYERS, "content layers, comma separated",
                                            metavar="LAYERS", group="loss")
     style_layers: tuple[str, ...] = _opt(PAPER_STYLE_LAYERS, "style layers, comma separated",
@@ -137,9 +147,19 @@ class Options:
         return tuple(layer for layer, w in zip(self.style_layers, weights, strict=True) if w > 0)
 
     @property
+    def active_structure_layers(self) -> tuple[str, ...]:
+        """The structure term's layers, or none when its weight is 0."""
+        return self.structure_layers if self.structure_weight > 0 else ()
+
+    @property
     def computed_layers(self) -> tuple[str, ...]:
-        """Every layer a step computes: the content layers and the weighted style layers."""
-        return tuple(dict.fromkeys([*self.content_layers, *self.weighted_style_layers]))
+        """Every layer a step computes: the content layers, the weighted style layers and the structure term's."""
+        return tuple(dict.fromkeys([*self.content_layers, *self.weighted_style_layers, *self.active_structure_layers]))
+
+    @property
+    def network_layers(self) -> tuple[str, ...]:
+        """Every layer the network must have: content, style (zero-weight ones too) and structure layers."""
+        return tuple(dict.fromkeys([*self.content_layers, *self.style_layers, *self.active_structure_layers]))
 
     @classmethod
     def from_kwargs(cls, **options: Any) -> Options:
@@ -150,7 +170,7 @@ class Options:
         unknown = sorted(set(options) - set(defaults))
         if unknown:
             raise OptionError(f"unknown option {unknown[0]!r}")
-        for key in ("content_layers", "style_layers"):
+        for key in ("content_layers", "style_layers", "structure_layers"):
             if isinstance(options.get(key), str):
                 options[key] = tuple(p.strip() for p in options[key].split(",") if p.strip())
         for key in ("style_layer_weights", "style_blend"):
@@ -169,7 +189,7 @@ class Options:
         for name, value in positive.items():
             if not isinstance(value, int) or value < 1:
                 raise OptionError(f"--{flag(name)}: must be a positive whole number, got {value!r}")
-        for name in ("content_weight", "style_weight", "tv_weight", "tol"):
+        for name in ("content_weight", "style_weight", "tv_weight", "structure_weight", "tol"):
             if getattr(self, name) < 0:
                 raise OptionError(f"--{flag(name)}: must not be negative")
         if self.lr is not None and self.lr <= 0:
@@ -178,6 +198,8 @@ class Options:
             raise OptionError("--style-layers: give at least one layer")
         if not self.content_layers:
             raise OptionError("--content-layers: give at least one layer")
+        if self.structure_weight > 0 and not self.structure_layers:
+            raise OptionError("--structure-layers: give at least one layer, or --structure-weight 0")
         if self.style_layer_weights is not None:
             if len(self.style_layer_weights) != len(self.style_layers):
                 raise OptionError(

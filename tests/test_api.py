@@ -58,12 +58,15 @@ def test_history_columns(pair: tuple[Image.Image, Image.Image], tiny: Backbone) 
     result = run(pair, tiny, tv_weight=0.1)
     row = result.history[0]
     expected = {"step", "scale", "scale_step", "width", "height", "seconds", "total", "content", "style", "tv",
-                "event"} | {f"style_{k}" for k in PAPER_STYLE_LAYERS[:4]}  # block 5 weighs 0 by default
+                "structure", "event"} | {f"style_{k}" for k in PAPER_STYLE_LAYERS[:4]}  # block 5 weighs 0 by default
     assert set(row) == expected
     assert all(isinstance(row[k], float) for k in ("total", "content", "style", "style_relu1_1", "tv"))
-    assert row["content"] == 0  # the run starts from the content image
-    weight = Options().style_weight  # the default (16)
-    assert row["total"] == pytest.approx(row["content"] + weight * row["style"] + 0.1 * row["tv"], rel=1e-5)
+    assert row["content"] == 0 and row["structure"] == pytest.approx(0, abs=1e-6)  # it starts from the content
+    weight, structure = Options().style_weight, Options().structure_weight  # the defaults (16, 4)
+    later = result.history[-1]
+    for r in (row, later):
+        assert r["total"] == pytest.approx(r["content"] + weight * r["style"] + structure * r["structure"]
+                                           + 0.1 * r["tv"], rel=1e-5)
 
 
 def test_style_loss_falls(pair: tuple[Image.Image, Image.Image], tiny: Backbone) -> None:

@@ -39,10 +39,10 @@ def half_mask(tmp_path: Path, size: tuple[int, int]) -> str:
 
 
 #: The defaults these bytes were recorded with (before issue 11 changed the default content layers,
-#: style weight and layer weights, and before the L-BFGS first step was sized from the previous scale,
-#: `warm_steps`): every case pins them, so the hashes keep guarding the engine.
+#: style weight and layer weights, before the L-BFGS first step was sized from the previous scale,
+#: `warm_steps`, and before the structure term): every case pins them, so the hashes keep guarding the engine.
 PINNED: dict[str, Any] = {"content_layers": "relu4_2", "style_weight": 10.0, "style_layer_weights": (1, 1, 1, 1, 1),
-                         "warm_steps": False}
+                         "warm_steps": False, "structure_weight": 0.0}
 BOLD_THEN = {"style_layer_weights": (0.25, 0.5, 1.0, 2.0, 2.0), "style_weight": 10.0 * 10 ** ((6.5 - 5) / 2.5)}
 
 # name -> (options, uses two styles, uses a mask); every run is on the CPU and seeded

@@ -125,7 +125,7 @@ class Worker:
         if self.backbone is not None:
             return self.backbone
         key = network_key(opts)
-        need = [*opts.content_layers, *opts.style_layers]
+        need = list(opts.network_layers)
         net = self.networks.get(key)
         if net is None or any(name not in net.layer_names for name in need):
             layers = tuple(dict.fromkeys([*need, *(net.layer_names[-1:] if net is not None else [])]))

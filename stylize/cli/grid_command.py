@@ -40,7 +40,8 @@ from stylize.sheet import contact_sheet
 
 #: Options whose single value is itself a comma list: several values are separated by ';' (or the
 #: flag is repeated).
-LIST_OPTIONS = frozenset({"content_layers", "style_layers", "style_layer_weights", "style_blend", "scales"})
+LIST_OPTIONS = frozenset({"content_layers", "style_layers", "structure_layers", "style_layer_weights", "style_blend",
+                          "scales"})
 EPILOG = """examples:
   stylize grid --content photo.jpg --style a.jpg b.jpg --content-weight 1,10 -o sweep
   stylize grid --content p1.jpg p2.jpg --style a.jpg --model vgg16,vgg19 --steps 100,300 --size 384 -o models

@@ -37,7 +37,7 @@ def planned_schedule(content_size: tuple[int, int], opts: Options, num_styles: i
     a weightless network and the CPU's default memory budget unless ``max_memory`` is given."""
     layers = list(opts.computed_layers)  # a zero-weight style layer is not computed, but must exist
     try:
-        deepest_layer(opts.model, [*opts.content_layers, *opts.style_layers])
+        deepest_layer(opts.model, list(opts.network_layers))
     except ValueError as exc:  # an unknown layer name
         raise OptionError(f"--style-layers/--content-layers: {exc}") from None
     styles = [content_size] * num_styles  # only their count matters for the work and the memory

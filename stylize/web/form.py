@@ -30,7 +30,7 @@ from stylize.options import Options, flag, option_kind
 SERVER_OPTIONS = frozenset({"device", "max_pixels", "allow_download", "weights", "weights_convention"})
 
 #: Free-text options known not to be paths (others are not offered: they might name a file).
-FREE_TEXT_OPTIONS = frozenset({"scales", "content_layers", "style_layers"})
+FREE_TEXT_OPTIONS = frozenset({"scales", "content_layers", "style_layers", "structure_layers"})
 
 #: Shown first, outside "More options", with the fields of the "control" group between them.
 BASIC_FIRST = ("size",)
@@ -42,7 +42,7 @@ GROUP_TITLES = {"main": "Size and schedule", "control": "Artistic control", "los
 LABELS = {"size": "Size (long side, px)", "steps": "Steps per scale", "tv_weight": "Smoothness (TV weight)",
           "lr": "Learning rate", "preserve_color": "Keep the photo's colours",
           "style_scale": "Style scale (brush size)", "tol": "Early-stop tolerance", "window": "Early-stop window",
-          "init": "Start from"}
+          "init": "Start from", "structure_weight": "Structure (keep the photo's layout)"}
 
 
 @dataclass(frozen=True)
