@@ -4,8 +4,8 @@
 
 Every picture is made by stylize itself (the real offline VGG-16, ~256 px) from the images in
 ``<repo>/../shared/images``. The runs are cached in $TMPDIR/stylize-control-runs/, so a
-second call only redraws the strips. Give strip names (color, blend, scale, strength, presets,
-mask) to make only those.
+second call only redraws the strips. Give strip names (color, blend, scale, strength, structure,
+presets, mask) to make only those.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ COMMON = {"size": SIZE, "scales": "128,256", "steps": 60, "seed": 0}
 EIFFEL = "content/building_eiffel_tower.jpg"
 HOUSES = "content/street_canal_colorful_houses.jpg"
 BOAT = "content/sea_boat_sunset.jpg"
+GOLDEN_GATE = "content/coast_golden_gate_fog.jpg"
 STARRY = "style/van_gogh_starry_night.jpg"
 WAVE = "style/hokusai_great_wave.jpg"
 SCREAM = "style/munch_the_scream.jpg"
@@ -124,6 +125,13 @@ def main(names: Sequence[str]) -> int:
             (r.run("eiffel_plain", EIFFEL, [STARRY]), "5 (default)"),
             (r.run("strength_7.5", EIFFEL, [STARRY], strength=7.5), "--strength 7.5"),
         ], "strength"),
+        "structure": lambda: strip([
+            (picture(GOLDEN_GATE), "photo"),
+            (r.run("structure_0_gg", GOLDEN_GATE, [STARRY], structure_weight=0.0), "--structure-weight 0"),
+            (r.run("structure_4_gg", GOLDEN_GATE, [STARRY], structure_weight=4.0), "4 (default)"),
+            (r.run("structure_0_boat", BOAT, [STARRY], structure_weight=0.0), "--structure-weight 0"),
+            (r.run("structure_4_boat", BOAT, [STARRY], structure_weight=4.0), "4 (default)"),
+        ], "structure"),
         "presets": lambda: strip([
             (r.run("preset_fine", EIFFEL, [STARRY], preset="fine"), "--preset fine"),
             (r.run("eiffel_plain", EIFFEL, [STARRY]), "balanced (default)"),
