@@ -39,7 +39,7 @@ def planned_schedule(content_size: tuple[int, int], opts: Options, num_styles: i
     try:
         deepest_layer(opts.model, list(opts.network_layers))
     except ValueError as exc:  # an unknown layer name
-        raise OptionError(f"--style-layers/--content-layers: {exc}") from None
+        raise OptionError(f"--style-layers/--content-layers/--structure-layers: {exc}") from None
     styles = [content_size] * num_styles  # only their count matters for the work and the memory
     return make_plan(opts, content_size, styles, shape_backbone(opts.model, layers), "cpu")
 

@@ -266,7 +266,8 @@ def test_a_failing_job_shows_its_error_and_the_server_keeps_serving(make_client)
     response = client.post("/api/jobs", json={"content": content, "styles": styles,
                                               "options": {**QUICK, "style_layers": "relu1_1,relu9_9"}})
     assert response.status_code == 400
-    assert response.json()["detail"].startswith("--style-layers/--content-layers: unknown layer 'relu9_9'")
+    assert response.json()["detail"].startswith(
+        "--style-layers/--content-layers/--structure-layers: unknown layer 'relu9_9'")
 
 
 def test_a_missing_upload_fails_with_its_label_not_a_server_path(client: TestClient) -> None:
