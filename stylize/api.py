@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from stylize.backbone import Backbone
 from stylize.color import ColorControl
 from stylize.errors import OptionError
-from stylize.imageio import ImageSource, image_to_tensor, load_image, resize_to_long_side, tensor_to_image
+from stylize.imageio import ImageSource, image_to_tensor, load_image, resize_to_long_side, tensor_to_image, to_float
 from stylize.network import check_layers, load_network
 from stylize.objective import Objective, ScaleContext, TermFactory, build_objective
 from stylize.optimize import STOP_REASONS, OptimizeResult, StepRecord, StopReason, optimize
@@ -122,13 +122,14 @@ class Inputs:
         return cls(color.content(), [color.style(s) for s in style_images], color, masks, init)
 
     def at(self, scale: ScalePlan, device: torch.device) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The content and style tensors at a scale's sizes."""
+        """The content and style tensors at a scale's sizes; the content as 8 bits when its targets are
+        computed per tile (the tiles convert their own pieces: 0.4 GB less at 8192 px)."""
         width, height = scale.size
         content = self.content if self.content.size == scale.size else \
             self.content.resize((width, height), PIL.Image.Resampling.LANCZOS)
         styles = [image_to_tensor(resize_to_long_side(s, max(size)), device)
                   for s, size in zip(self.styles, scale.style_sizes, strict=True)]
-        return image_to_tensor(content, device), styles
+        return image_to_tensor(content, device, eight_bit=scale.content_per_tile), styles
 
 
 class _RunLog:
@@ -176,7 +177,7 @@ def _start_image(opts: Options, content: torch.Tensor, init: PIL.Image.Image | N
     if opts.init == "noise":
         gen = torch.Generator().manual_seed(opts.seed)
         return torch.rand(content.shape, generator=gen).to(content.device)
-    return content.clone()
+    return to_float(content).clone()
 
 
 def _refine(start: torch.Tensor, objective: Objective, scale: ScalePlan, plan: RunPlan, opts: Options,
@@ -276,25 +277,30 @@ def transfer(
     image: torch.Tensor | None = None
     step_scale: float | None = None  # the L-BFGS step size learned so far, per pixel value
     for scale in plan.scales:
-        try:  # targets of this scale; Ctrl-C here keeps the finished scales' image
-            content_t, style_ts = inputs.at(scale, device)
-            extra = [make(ScaleContext(scale.index, scale.size, device, backbone)) for make in extra_terms]
-            objective = build_objective(backbone, opts, content_t, style_ts, masks=inputs.masks, extra=extra,
-                                        content_per_tile=scale.content_per_tile, tiled=scale.tiled)
-            start = _start_image(opts, content_t, inputs.init) if image is None else \
-                F.interpolate(image, size=scale.size[::-1], mode="bicubic", align_corners=False)
-        except KeyboardInterrupt:
-            if image is None:
-                raise
-            log.stop_reasons.append(StopReason.INTERRUPTED)
-            break
-        with run_settings(device):  # measured faster: see stylize.runtime and BENCHMARKS.md
+        # measured faster (stylize.runtime, BENCHMARKS.md), for the targets' passes as for the steps
+        with run_settings(device):
+            try:  # targets of this scale; Ctrl-C here keeps the finished scales' image
+                content_t, style_ts = inputs.at(scale, device)
+                extra = [make(ScaleContext(scale.index, scale.size, device, backbone)) for make in extra_terms]
+                objective = build_objective(backbone, opts, content_t, style_ts, masks=inputs.masks, extra=extra,
+                                            content_per_tile=scale.content_per_tile, tiled=scale.tiled)
+                start = _start_image(opts, content_t, inputs.init) if image is None else \
+                    F.interpolate(image, size=scale.size[::-1], mode="bicubic", align_corners=False)
+            except KeyboardInterrupt:
+                if image is None:
+                    raise
+                log.stop_reasons.append(StopReason.INTERRUPTED)
+                break
+            # the objective holds what it needs: let go of the rest before the steps (at 8192 px the
+            # previous scale's image is 0.1 GB; at 4096 px the content image is another)
+            del content_t, style_ts, extra
+            image = None
             result = _refine(start, objective, scale, plan, opts, log.hook(scale), step_scale)
         image, step_scale = result.image, result.step_scale
         log.stop_reasons.append(result.stop_reason)
         # Let go of this scale's targets and images before the next, larger scale builds its own:
         # at 8192 px they are gigabytes (issue 4's memory bound).
-        del content_t, style_ts, objective, start, result, extra
+        del objective, start, result
         if log.stop_reasons[-1].early:
             break
     assert image is not None

@@ -13,6 +13,7 @@ import torch
 
 from stylize.backbone import Backbone
 from stylize.geometry import Box
+from stylize.imageio import to_float
 
 ALIGN = 16  # VGG's deepest pooling stride used (pool4 -> relu5_x): chunk and tile origins are multiples of this
 CHUNK_PIXELS = 1 << 21  # images above this many pixels get their targets in chunks (chunked_features)
@@ -65,12 +66,13 @@ def box_features(backbone: Backbone, image: torch.Tensor, box: Box, layers: Iter
     """Features of the pixels of ``box`` (origin a multiple of :data:`ALIGN`) of ``image``: one
     forward pass, without autograd, over the box with ``margin`` px of context around it (clipped
     to the image), cropped to the box's feature positions. One chunk of :func:`chunked_features`;
-    also the per-tile content targets (:class:`stylize.loss.content.TiledContentLoss`)."""
+    also the per-tile content targets (:class:`stylize.loss.content.TiledContentLoss`). An 8-bit
+    ``image`` is converted box by box (:func:`stylize.imageio.to_float`)."""
     strides = strides if strides is not None else layer_strides(backbone)
     height, width = image.shape[-2:]
     window = box.grow(margin, height, width)
     with torch.no_grad():  # not a decorator on chunked_features: torch's generator wrapper would keep a chunk alive
-        feats = backbone(window.crop(image), layers)
+        feats = backbone(to_float(window.crop(image)), layers)
     inner = Box(box.y0 - window.y0, box.x0 - window.x0, box.y1 - window.y0, box.x1 - window.x0)
     return {k: inner.crop_features(v, strides[k]) for k, v in feats.items()}
 

@@ -25,6 +25,7 @@ from stylize.loss import (
     StructureLoss,
     Term,
     TotalVariation,
+    content_targets,
 )
 from stylize.options import Options
 
@@ -113,8 +114,15 @@ def build_objective(backbone: Backbone, opts: Options, content: torch.Tensor, st
     targets are computed for each tile when the objective is cropped to it, not for the whole image."""
     layer_weights = dict(zip(opts.style_layers, opts.style_layer_weights or [1.0] * len(opts.style_layers),
                              strict=True))
-    make_content = ContentLoss.per_tile if content_per_tile else ContentLoss.from_image
-    terms: list[Term] = [make_content(backbone, content, opts.content_layers, weight=opts.content_weight)]
+    structure = opts.structure_weight > 0 and bool(opts.structure_layers) and not tiled
+    photo: dict[str, torch.Tensor] = {}  # the photo's feature maps, one pass shared by content and structure
+    if content_per_tile:
+        terms: list[Term] = [ContentLoss.per_tile(backbone, content, opts.content_layers, weight=opts.content_weight)]
+    else:
+        layers = [*opts.content_layers, *(opts.structure_layers if structure else ())]
+        photo = content_targets(backbone, content, layers)
+        terms = [ContentLoss({k: v for k, v in photo.items() if k in opts.content_layers}, layer_strides(backbone),
+                             weight=opts.content_weight)]
     if masks is None:
         terms.append(STYLE_LOSSES[opts.style_loss].from_images(
             backbone, styles, opts.weighted_style_layers, blend=opts.style_blend, weight=opts.style_weight,
@@ -123,8 +131,11 @@ def build_objective(backbone: Backbone, opts: Options, content: torch.Tensor, st
         size = (content.shape[-1], content.shape[-2])
         terms.append(RegionalStyle.from_masks(backbone, masks, styles, opts.weighted_style_layers, size,
                                               weight=opts.style_weight, layer_weights=layer_weights))
-    if opts.structure_weight > 0 and opts.structure_layers and not tiled:
-        terms.append(StructureLoss.from_image(backbone, content, opts.structure_layers, weight=opts.structure_weight))
+    if structure:
+        if not photo:  # content targets per tile (never on a whole-image scale today): a pass of its own
+            photo = content_targets(backbone, content, opts.structure_layers)
+        terms.append(StructureLoss.from_features(photo, opts.structure_layers, weight=opts.structure_weight))
+    del photo  # the structure layers' maps are let go once their self-similarity is taken
     terms.append(RangePenalty())
     if opts.tv_weight > 0:
         terms.append(TotalVariation(opts.tv_weight))

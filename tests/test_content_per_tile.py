@@ -198,6 +198,7 @@ def test_transfer_with_content_targets_per_tile(small_image: SmallImage, tiny: B
         return real_box_features(backbone, image, box, *args, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(module, "content_targets", content_targets)
+    monkeypatch.setattr("stylize.objective.content_targets", content_targets)  # the whole-image scales' pass
     monkeypatch.setattr(module, "box_features", box_features)
     content = small_image("content/forest_stream.jpg", 512)
     style = small_image("style/van_gogh_starry_night.jpg", 128)

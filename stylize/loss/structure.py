@@ -65,8 +65,17 @@ class StructureLoss(Term):
     def from_image(cls, backbone: Backbone, content: torch.Tensor, layers: Sequence[str], *, weight: float = 1.0,
                    positions: int = STRUCTURE_POSITIONS) -> StructureLoss:
         """The photo's self-similarity at ``layers`` (feature maps computed once, then let go)."""
+        return cls.from_features(content_targets(backbone, content, layers), layers, weight=weight,
+                                 positions=positions)
+
+    @classmethod
+    def from_features(cls, features: Mapping[str, torch.Tensor], layers: Sequence[str], *, weight: float = 1.0,
+                      positions: int = STRUCTURE_POSITIONS) -> StructureLoss:
+        """The photo's self-similarity at ``layers`` from its ready feature maps (``features`` may hold
+        more layers: :func:`stylize.objective.build_objective` shares one pass with the content term)."""
         targets, strides = {}, {}
-        for layer, feats in content_targets(backbone, content, layers).items():
+        for layer in dict.fromkeys(layers):
+            feats = features[layer]
             strides[layer] = grid_stride(feats.shape[-2], feats.shape[-1], positions)
             targets[layer] = self_similarity(feats, strides[layer])
         return cls(targets, strides, weight=weight)
