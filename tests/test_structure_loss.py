@@ -11,7 +11,7 @@ from stylize.backbone import Backbone
 from stylize.errors import OptionError
 from stylize.geometry import Box
 from stylize.loss import StructureLoss
-from stylize.loss.structure import STRUCTURE_POSITIONS, grid_stride, self_similarity
+from stylize.loss.structure import STRUCTURE_POSITIONS, grid_stride, self_similarity, self_similarity_l1
 from stylize.network import check_layers
 from stylize.objective import build_objective
 
@@ -124,3 +124,19 @@ def test_options_check_the_term() -> None:
         Options.from_kwargs(structure_layers="")
     with pytest.raises(OptionError, match="--structure-layers: 'relu9_1'"):
         check_layers(Options.from_kwargs(structure_layers="relu9_1"), list(Options().network_layers), "vgg19")
+
+
+def test_the_written_out_gradient_is_the_formulas() -> None:
+    """The term's own backward pass against autograd's gradient of the plain formula."""
+    gen = torch.Generator().manual_seed(3)
+    for shape, stride in (((1, 5, 4, 6), 1), ((1, 8, 9, 7), 2)):
+        photo = torch.rand(shape, generator=gen, dtype=torch.float64)
+        target = self_similarity(photo, stride)
+        feats = torch.rand(shape, generator=gen, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(lambda f, s=stride, t=target: self_similarity_l1(f, s, t), (feats,))
+        plain = (self_similarity(feats, stride) - target).abs().mean()
+        (expected,) = torch.autograd.grad(plain, feats)
+        (got,) = torch.autograd.grad(self_similarity_l1(feats, stride, target), feats)
+        value = self_similarity_l1(feats, stride, target).detach()
+        assert float(value) == pytest.approx(float(plain.detach()), rel=1e-12)
+        assert torch.allclose(got, expected, rtol=1e-9, atol=1e-12)

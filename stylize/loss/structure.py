@@ -44,10 +44,56 @@ def grid_stride(height: int, width: int, positions: int = STRUCTURE_POSITIONS) -
 
 def self_similarity(features: torch.Tensor, stride: int) -> torch.Tensor:
     """(1, C, H, W) features -> (N, N) cosine distances of the grid's positions, each column divided by its mean."""
-    grid = features[0, :, ::stride, ::stride].reshape(features.shape[1], -1)
-    unit = F.normalize(grid, dim=0)
+    unit = F.normalize(_grid(features, stride), dim=0)
     distance = 1 - unit.T @ unit
     return distance / distance.mean(dim=0, keepdim=True).clamp_min(1e-6)
+
+
+def _grid(features: torch.Tensor, stride: int) -> torch.Tensor:
+    """(1, C, H, W) features -> (C, N) feature vectors of the grid's positions."""
+    return features[0, :, ::stride, ::stride].reshape(features.shape[1], -1)
+
+
+class _SelfSimilarityL1(torch.autograd.Function):
+    """``mean |self_similarity(grid) - target|`` for a (C, N) ``grid``, with its gradient written out.
+
+    The same value as the plain formula and its gradient up to rounding (tested), in fewer passes
+    over the N x N matrix: autograd's version of the formula runs about two dozen operations over
+    the million pairs per evaluation (its divisions alone were a fifth of the term's time).
+    Gradient, with Q = D / m (m: column means of D = 1 - UᵀU) and S = sign(Q - T) / N²:
+    dL/dD = (S - colmean(S ⊙ Q)) / m, then dL/dU = -U (dD + dDᵀ), then through U = grid / ‖grid‖.
+    """
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, grid: torch.Tensor,  # type: ignore[override]
+                target: torch.Tensor) -> torch.Tensor:
+        norm = grid.norm(dim=0, keepdim=True).clamp_min(1e-12)  # as F.normalize
+        unit = grid / norm
+        ratio = (unit.T @ unit).neg_().add_(1)  # D, rounded as self_similarity rounds it
+        raw_mean = ratio.mean(dim=0, keepdim=True)
+        mean = raw_mean.clamp_min(1e-6)
+        ratio.div_(mean)  # Q
+        diff = ratio - target
+        loss = diff.abs().mean()
+        ctx.save_for_backward(unit, norm, raw_mean, mean, ratio, diff.sign_())
+        return loss
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor  # type: ignore[override]
+                 ) -> tuple[torch.Tensor, None]:
+        unit, norm, raw_mean, mean, ratio, sign = ctx.saved_tensors  # type: ignore[attr-defined]
+        s = sign * (grad / sign.numel())  # dL/dQ
+        through_mean = (s * ratio).mean(dim=0, keepdim=True) * (raw_mean > 1e-6)  # m's share, none where clamped
+        d_distance = s.sub_(through_mean).div_(mean)
+        d_unit = unit @ (d_distance + d_distance.T)
+        d_unit.neg_()
+        along = (unit * d_unit).sum(dim=0, keepdim=True) * (norm > 1e-12)  # a clamped norm is a constant
+        return (d_unit - unit * along) / norm, None
+
+
+def self_similarity_l1(features: torch.Tensor, stride: int, target: torch.Tensor) -> torch.Tensor:
+    """``mean |self_similarity(features, stride) - target|``, differentiable in ``features``."""
+    return _SelfSimilarityL1.apply(_grid(features, stride), target)  # type: ignore[no-any-return]
 
 
 class StructureLoss(Term):
@@ -81,7 +127,7 @@ class StructureLoss(Term):
         return cls(targets, strides, weight=weight)
 
     def __call__(self, features: Features, image: torch.Tensor) -> torch.Tensor:
-        losses = [(self_similarity(features[k], self.strides[k]) - t).abs().mean() for k, t in self.targets.items()]
+        losses = [self_similarity_l1(features[k], self.strides[k], t) for k, t in self.targets.items()]
         return torch.stack(losses).mean()
 
     def crop(self, box: Box) -> Term:
@@ -100,4 +146,4 @@ class _Inactive(Term):
         return image.new_zeros(())
 
 
-__all__ = ["STRUCTURE_POSITIONS", "StructureLoss", "grid_stride", "self_similarity"]
+__all__ = ["STRUCTURE_POSITIONS", "StructureLoss", "grid_stride", "self_similarity", "self_similarity_l1"]
