@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import torch
@@ -42,3 +44,36 @@ def test_large_block_reuse_on_glibc() -> None:
         del big
     with reuse_large_blocks() as again:  # usable again after it was put back
         assert again is glibc
+
+
+def test_whole_image_targets_reuse_blocks_and_tiled_ones_do_not(monkeypatch: pytest.MonkeyPatch, tiny: Any,
+                                                               small_image: Any) -> None:
+    """A whole-image scale builds its targets inside the run's allocator settings (faster); a tiled one
+    outside them (its chunked passes would pile up in the kept heap blocks: 9.2 GiB at 4096 px)."""
+    import contextlib
+
+    import stylize.api as api
+
+    state = {"inside": False}
+    seen: list[tuple[bool, bool]] = []  # (tiled, inside the settings) per scale's targets
+
+    @contextlib.contextmanager
+    def settings(device: torch.device) -> Iterator[None]:
+        state["inside"] = True
+        try:
+            yield
+        finally:
+            state["inside"] = False
+
+    real_build = api.build_objective
+
+    def build(*args: Any, **kw: Any) -> Any:
+        seen.append((kw["tiled"], state["inside"]))
+        return real_build(*args, **kw)
+
+    monkeypatch.setattr(api, "run_settings", settings)
+    monkeypatch.setattr(api, "build_objective", build)
+    content = small_image("content/forest_stream.jpg", 128)
+    style = small_image("style/van_gogh_starry_night.jpg", 64)
+    api.transfer(content, style, backbone=tiny, size=128, scales="64,128", steps=2, tile_size=64, tile_overlap=16, tol=0.0)
+    assert seen == [(False, True), (True, False)]
