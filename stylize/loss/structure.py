@@ -10,11 +10,12 @@ painting's objects (Van Gogh's stars, Monet's lily pads) are not placed into it,
 matrix alone would put them wherever they cost least.
 
 The grid keeps about :data:`STRUCTURE_POSITIONS` positions whatever the image size, so the term
-costs about the same at every scale: a million pairs, about 1% of one 512 px evaluation, but a
-larger share at 128-256 px, so a default 512 px run takes ~9% longer with it (BENCHMARKS.md,
-"Speed at 512 px"). Cosine distances do not depend on the features' magnitude, and the column
-means make the term independent of how far apart the photo's regions are overall: 0 at the
-photo's own structure, about 1 for an output whose regions are all alike.
+costs about the same at every scale: a million pairs, a few percent of one 512 px evaluation but a
+larger share at 128 px (16 of 120 ms before its gradient was written out, :class:`_SelfSimilarityL1`).
+Its photo targets share one forward pass with the content term's
+(:func:`stylize.objective.build_objective`). Cosine distances do not depend on the features'
+magnitude, and the column means make the term independent of how far apart the photo's regions
+are overall: 0 at the photo's own structure, about 1 for an output whose regions are all alike.
 
 On tiled scales the term is left out (:meth:`StructureLoss.crop` gives an inactive term): the
 layout is settled by the whole-image scales before them, and tiles refine texture from there.

@@ -72,7 +72,13 @@ def buffer_bytes_per_pixel(backbone: Backbone, content_layers: Iterable[str], nu
     """Whole-image buffers of a tiled scale per output pixel (float32 unless said): the content and
     style image(s) of the scale, the canvas (the upsampled start, refined in place), the blend
     weight sum, the content feature targets (none when ``content_per_tile``: each tile computes its
-    own, see :func:`tile_extra_bytes_per_pixel`), and 8 bytes of 8-bit image copies."""
+    own, see :func:`tile_extra_bytes_per_pixel`), and 8 bytes of 8-bit image copies.
+
+    Counted high on purpose at the largest sizes: with targets per tile the content image is kept in
+    8 bits (3 bytes, not 12), and style images are bounded at 4 MP (:data:`stylize.plan.MAX_STYLE_PIXELS`),
+    not the output's area. At 8192 px that is ~0.8 GiB of the model left unused, which the tile
+    steps' in-run overhead takes up: a tile step inside a run costs 0.5-0.9 GiB more than the same
+    step alone (allocator state; BENCHMARKS.md, "High resolution")."""
     content = 0.0 if content_per_tile else content_floats_per_pixel(backbone, content_layers)
     return 4.0 * (3 * (2 + num_styles) + 1 + content) + 8
 
