@@ -181,6 +181,21 @@ def _start_image(opts: Options, content: torch.Tensor, init: PIL.Image.Image | N
     return to_float(content).clone()
 
 
+def _scale_start(setup: Setup, scale: ScalePlan, image: torch.Tensor | None, extra_terms: Sequence[TermFactory]
+                 ) -> tuple[Objective, torch.Tensor]:
+    """The objective of a scale and its starting image (``image``, the previous scale's result,
+    upsampled; or the first scale's start). Only the objective keeps what it needs of the scale's
+    content and style tensors: the rest is let go on return (at 4096 px the content image is 0.1 GB)."""
+    opts, inputs, device, backbone = setup.opts, setup.inputs, setup.device, setup.backbone
+    content, styles = inputs.at(scale, device)
+    extra = [make(ScaleContext(scale.index, scale.size, device, backbone)) for make in extra_terms]
+    objective = build_objective(backbone, opts, content, styles, masks=inputs.masks, extra=extra,
+                                content_per_tile=scale.content_per_tile, tiled=scale.tiled)
+    start = _start_image(opts, content, inputs.init) if image is None else \
+        F.interpolate(image, size=scale.size[::-1], mode="bicubic", align_corners=False)
+    return objective, start
+
+
 def _refine(start: torch.Tensor, objective: Objective, scale: ScalePlan, plan: RunPlan, opts: Options,
             on_step: Callable[..., None], step_scale: float | None = None) -> OptimizeResult:
     """Optimize one scale: the whole image, or tile by tile against the scale's global targets;
@@ -285,21 +300,13 @@ def transfer(
             if not scale.tiled:
                 settings.enter_context(run_settings(device))
             try:  # targets of this scale; Ctrl-C here keeps the finished scales' image
-                content_t, style_ts = inputs.at(scale, device)
-                extra = [make(ScaleContext(scale.index, scale.size, device, backbone)) for make in extra_terms]
-                objective = build_objective(backbone, opts, content_t, style_ts, masks=inputs.masks, extra=extra,
-                                            content_per_tile=scale.content_per_tile, tiled=scale.tiled)
-                start = _start_image(opts, content_t, inputs.init) if image is None else \
-                    F.interpolate(image, size=scale.size[::-1], mode="bicubic", align_corners=False)
+                objective, start = _scale_start(setup, scale, image, extra_terms)
             except KeyboardInterrupt:
                 if image is None:
                     raise
                 log.stop_reasons.append(StopReason.INTERRUPTED)
                 break
-            # the objective holds what it needs: let go of the rest before the steps (at 8192 px the
-            # previous scale's image is 0.1 GB; at 4096 px the content image is another)
-            del content_t, style_ts, extra
-            image = None
+            image = None  # let go of the previous scale's image before the steps (0.1 GB at 8192 px)
             if scale.tiled:
                 settings.enter_context(run_settings(device))
             result = _refine(start, objective, scale, plan, opts, log.hook(scale), step_scale)

@@ -74,16 +74,19 @@ def _block(layer: str) -> int:
 
 
 #: the default style-layer weights per VGG block: the deep blocks carry the painting's objects (moons,
-#: waves, faces), which a photo should not get; the shallow ones its brush work and palette. Block 5 at
-#: 0 (not computed at all): on 5 pairs it kept more of the photo (SSIM +0.03) at the same or a higher
-#: style_gain than 0.1, and each step is ~15% cheaper (BENCHMARKS.md, Quality)
-BALANCED_BLOCKS = (1.0, 1.0, 1.0, 0.5, 0.0)
+#: waves, faces), which a photo should not get; the shallow ones its brush work and palette. Blocks 4
+#: and 5 at 0 (not computed at all, so a step stops at relu3_1): block 5 at 0 kept more of the photo
+#: at the same style_gain and made a step ~15% cheaper; block 4 at 0 (it was 0.5) took Van Gogh's star
+#: discs, Monet's lily pads and Turner's sails out of the photos where they were still pasted, kept
+#: more of every photo (512 px SSIM median 0.495 -> 0.526) for 0.027 less style_gain, and made a step
+#: ~35% cheaper; the larger strokes come from the coarse scales (BENCHMARKS.md, Quality)
+BALANCED_BLOCKS = (1.0, 1.0, 1.0, 0.0, 0.0)
 
 PRESETS: tuple[Preset, ...] = (
     Preset("fine", "fine, crisp texture: style from the shallow layers, smaller style scale",
            MappingProxyType({"style_scale": 0.7, "strength": 5.0}), (4.0, 4.0, 2.0, 0.5, 0.25)),
-    Preset("balanced", "the defaults: style mostly from blocks 1-3, half from block 4, none from block 5 "
-           "(whose large features paste the painting's objects), style scale 1, strength 5",
+    Preset("balanced", "the defaults: style from blocks 1-3, none from blocks 4-5 (whose large features "
+           "paste the painting's objects), style scale 1, strength 5",
            block_weights=BALANCED_BLOCKS),
     Preset("bold", "big strokes and shapes: style from the deeper layers, larger style scale, stronger",
            MappingProxyType({"style_scale": 1.6, "strength": 6.5}), (0.25, 0.5, 1.0, 2.0, 2.0)),

@@ -58,7 +58,7 @@ def test_history_columns(pair: tuple[Image.Image, Image.Image], tiny: Backbone) 
     result = run(pair, tiny, tv_weight=0.1)
     row = result.history[0]
     expected = {"step", "scale", "scale_step", "width", "height", "seconds", "total", "content", "style", "tv",
-                "structure", "event"} | {f"style_{k}" for k in PAPER_STYLE_LAYERS[:4]}  # block 5 weighs 0 by default
+                "structure", "event"} | {f"style_{k}" for k in PAPER_STYLE_LAYERS[:3]}  # blocks 4, 5 weigh 0 by default
     assert set(row) == expected
     assert all(isinstance(row[k], float) for k in ("total", "content", "style", "style_relu1_1", "tv"))
     assert row["content"] == 0 and row["structure"] == pytest.approx(0, abs=1e-6)  # it starts from the content
@@ -211,18 +211,18 @@ def test_style_of_any_aspect(pair: tuple[Image.Image, Image.Image], tiny: Backbo
     assert all(np.isfinite(row["total"]) for row in result.history)
 
 
-@pytest.mark.parametrize(("size", "layers"), [(8, {}), (12, {"style_layer_weights": (1, 1, 1, 1, 1)})])
+@pytest.mark.parametrize(("size", "layers"), [(4, {}), (12, {"style_layer_weights": (1, 1, 1, 1, 1)})])
 def test_output_too_small_for_the_network(pair: tuple[Image.Image, Image.Image], tiny: Backbone,
                                           size: int, layers: dict) -> None:
     with pytest.raises(OptionError, match="--size"):
         run(pair, tiny, size=size, **layers)
 
 
-@pytest.mark.parametrize(("size", "side", "layers"), [(11, 8, {}), (22, 16, {"style_layer_weights": (1, 1, 1, 1, 1)})])
+@pytest.mark.parametrize(("size", "side", "layers"), [(5, 4, {}), (22, 16, {"style_layer_weights": (1, 1, 1, 1, 1)})])
 def test_smallest_size_that_fits(pair: tuple[Image.Image, Image.Image], tiny: Backbone, size: int, side: int,
                                  layers: dict) -> None:
     # relu5_1 comes after 4 poolings: 16 px on the short side is the least that works; the defaults
-    # stop at relu4_x (block 5 weighs 0), after 3 poolings: 8 px
+    # stop at relu3_1 (blocks 4 and 5 weigh 0), after 2 poolings: 4 px
     result = run(pair, tiny, size=size, steps=1, **layers)
     assert min(result.image.size) == side
 

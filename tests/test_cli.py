@@ -154,7 +154,8 @@ def test_csv_log_columns(cli: Callable[..., Run], tiny_loader: list, files: dict
         rows = list(csv.reader(handle))
     header = rows[0]
     assert header[:5] == ["step", "seconds", "total", "content", "style"] == FIRST_COLUMNS
-    assert header[5:9] == [f"style_{k}" for k in PAPER_STYLE_LAYERS[:4]]  # relu5_1 weighs 0 by default
+    assert header[5:8] == [f"style_{k}" for k in PAPER_STYLE_LAYERS[:3]]  # blocks 4, 5 weigh 0 by default
+    assert header[8] == "scale"
     assert len(rows) == 1 + 2 and [r[0] for r in rows[1:]] == ["1", "2"]
     assert all(float(r[2]) > 0 for r in rows[1:])
 
@@ -166,7 +167,7 @@ def test_json_log(cli: Callable[..., Run], tiny_loader: list, files: dict[str, P
     data = json.loads(log.read_text())
     assert data["stop_reasons"] == ["max_steps"]
     assert [row["step"] for row in data["history"]] == [1, 2]
-    assert {"total", "content", "style", "style_relu4_1", "seconds"} <= set(data["history"][0])
+    assert {"total", "content", "style", "style_relu3_1", "seconds"} <= set(data["history"][0])
     assert data["settings"]["size"] == 32
 
 
@@ -280,7 +281,7 @@ def test_output_format_pillow_cannot_write(cli: Callable[..., Run], tiny_loader:
     (["--optimizer", "sgd"], ["--optimizer"]),
     (["--size", "0"], ["--size"]),
     (["--size", "abc"], ["--size"]),
-    (["--size", "8"], ["--size"]),
+    (["--size", "4"], ["--size"]),
     (["--steps", "-3"], ["--steps"]),
     (["--style-weight", "-1"], ["--style-weight"]),
     (["--scales", "64,32"], ["--scales"]),

@@ -75,5 +75,6 @@ def test_whole_image_targets_reuse_blocks_and_tiled_ones_do_not(monkeypatch: pyt
     monkeypatch.setattr(api, "build_objective", build)
     content = small_image("content/forest_stream.jpg", 128)
     style = small_image("style/van_gogh_starry_night.jpg", 64)
-    api.transfer(content, style, backbone=tiny, size=128, scales="64,128", steps=2, tile_size=64, tile_overlap=16, tol=0.0)
+    api.transfer(content, style, backbone=tiny, size=128, scales="64,128", steps=2, tile_size=64, tile_overlap=16,
+                 tol=0.0)
     assert seen == [(False, True), (True, False)]
