@@ -12,6 +12,7 @@ from PIL import Image
 import stylize.api
 import stylize.loss.content
 import stylize.loss.style
+import stylize.objective
 from stylize import Options, transfer
 from stylize.backbone import Backbone
 from stylize.errors import OptionError
@@ -95,6 +96,7 @@ def test_each_scale_has_its_own_targets(pair: tuple[Image.Image, Image.Image], t
         return real_optimize(image, objective, **kwargs)
 
     monkeypatch.setattr(stylize.loss.content, "content_targets", content_targets)
+    monkeypatch.setattr(stylize.objective, "content_targets", content_targets)  # whole-image scales' pass
     monkeypatch.setattr(stylize.loss.style, "style_targets", style_targets)
     monkeypatch.setattr(stylize.api, "optimize", optimize)
     content, style = pair
@@ -175,6 +177,7 @@ def test_ctrl_c_between_scales_keeps_the_finished_scales(pair: tuple[Image.Image
         return real_targets(*args, **kwargs)
 
     monkeypatch.setattr(stylize.loss.content, "content_targets", interrupted_at_the_second_scale)
+    monkeypatch.setattr(stylize.objective, "content_targets", interrupted_at_the_second_scale)
     result = transfer(content, style, backbone=tiny, size=96, steps=4, tol=0, scales="48,96")
     assert result.interrupted and result.stop_reasons == ["max_steps", "interrupted"]
     assert max(result.image.size) == 48 and {r["scale"] for r in result.history} == {1}
