@@ -114,12 +114,12 @@ def build_objective(backbone: Backbone, opts: Options, content: torch.Tensor, st
     targets are computed for each tile when the objective is cropped to it, not for the whole image."""
     layer_weights = dict(zip(opts.style_layers, opts.style_layer_weights or [1.0] * len(opts.style_layers),
                              strict=True))
-    structure = opts.structure_weight > 0 and bool(opts.structure_layers) and not tiled
+    structure = () if tiled else opts.active_structure_layers  # its layers; none when off or tiled
     photo: dict[str, torch.Tensor] = {}  # the photo's feature maps, one pass shared by content and structure
     if content_per_tile:
         terms: list[Term] = [ContentLoss.per_tile(backbone, content, opts.content_layers, weight=opts.content_weight)]
     else:
-        layers = [*opts.content_layers, *(opts.structure_layers if structure else ())]
+        layers = [*opts.content_layers, *structure]
         photo = content_targets(backbone, content, layers)
         terms = [ContentLoss({k: v for k, v in photo.items() if k in opts.content_layers}, layer_strides(backbone),
                              weight=opts.content_weight)]
