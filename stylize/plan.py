@@ -192,8 +192,9 @@ def _check_sizes(sizes: Sequence[tuple[int, int]], need: int, deepest: str) -> N
 class _Budget:
     """Whether a scale fits whole: by ``--tile-size`` when given, else by the memory model."""
 
-    def __init__(self, opts: Options, backbone: Backbone, device: torch.device) -> None:
-        self.bytes = int(opts.max_memory * GIB) if opts.max_memory else default_memory_budget(device)
+    def __init__(self, opts: Options, backbone: Backbone, device: torch.device, bytes_: int | None = None) -> None:
+        self.bytes = bytes_ if bytes_ is not None else \
+            int(opts.max_memory * GIB) if opts.max_memory else default_memory_budget(device)
         self.tile_size = opts.tile_size
         self.backbone = backbone
         self.history = min(50, opts.steps)
@@ -219,6 +220,15 @@ def _with_global_pass(content_size: tuple[int, int], sizes: list[tuple[int, int]
     return sizes
 
 
+class _BudgetTooSmallError(Exception):
+    """A tiled scale does not fit the budget even with the smallest tile; ``need_gib`` is the
+    least budget (GiB, rounded up to 0.01) that this scale would fit in."""
+
+    def __init__(self, need_gib: float) -> None:
+        super().__init__(need_gib)
+        self.need_gib = need_gib
+
+
 def _tile_layout(opts: Options, backbone: Backbone, budget: _Budget, size: tuple[int, int], num_styles: int,
                  margin: int, steps: int) -> tuple[TileLayout, bool]:
     """The tiles of a scale, and whether its content targets are computed per tile: only when the
@@ -238,10 +248,7 @@ def _tile_layout(opts: Options, backbone: Backbone, budget: _Budget, size: tuple
         if not tile:
             need = least_tiled_budget(backbone, buffers, margin, history=history,
                                       extra_per_pixel=extra) / TILED_BUDGET_SHARE
-            raise OptionError(
-                f"--max-memory: {budget.bytes / GIB:.2f} GiB is too small for a {width}x{height} image; it needs at "
-                f"least {math.ceil(need / GIB * 100) / 100:.2f} GiB (the whole-image buffers and one {MIN_TILE} px "
-                f"tile); raise --max-memory or lower --size")
+            raise _BudgetTooSmallError(math.ceil(need / GIB * 100) / 100)
         tile = max(ALIGN * math.floor(tile / ALIGN), 2 * opts.tile_overlap, MIN_TILE)
     return TileLayout(height, width, tile, opts.tile_overlap), per_tile
 
@@ -269,6 +276,30 @@ def make_plan(opts: Options, content_size: tuple[int, int], style_sizes: Sequenc
     sizes = [long_side_size(content_size, s) for s in scale_sizes(opts.scales, opts.size)]
     _check_sizes(sizes, need, max(layers, key=backbone.layer_names.index))
     budget = _Budget(opts, backbone, torch.device(device))
+    try:
+        return _plan_scales(opts, content_size, style_sizes, backbone, budget, sizes, margin, need)
+    except _BudgetTooSmallError as first:
+        least = first.need_gib
+    # The least budget of the whole request: a larger budget can change the plan (more scales whole,
+    # another pass in front), so raise it to each failing scale's need until every scale fits.
+    while True:  # ends: each failure raises the budget by >= 0.01 GiB towards the largest scale's need
+        try:
+            _plan_scales(opts, content_size, style_sizes, backbone,
+                         _Budget(opts, backbone, torch.device(device), int(least * GIB)), sizes, margin, need)
+            break
+        except _BudgetTooSmallError as again:
+            least = max(round(least + 0.01, 2), again.need_gib)
+    width, height = sizes[-1]
+    raise OptionError(
+        f"--max-memory: {budget.bytes / GIB:.2f} GiB is too small for the {width}x{height} output; it needs at "
+        f"least {least:.2f} GiB (the whole-image buffers and one {MIN_TILE} px tile at every scale); raise "
+        f"--max-memory or lower --size")
+
+
+def _plan_scales(opts: Options, content_size: tuple[int, int], style_sizes: Sequence[tuple[int, int]],
+                 backbone: Backbone, budget: _Budget, sizes: list[tuple[int, int]], margin: int, need: int
+                 ) -> RunPlan:
+    """The plan of ``sizes`` on ``budget``; raises :class:`_BudgetTooSmallError` when a tiled scale cannot fit."""
     if opts.scales == "auto":
         sizes = _with_global_pass(content_size, sizes, budget)
     scales = []

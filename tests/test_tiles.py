@@ -232,8 +232,8 @@ def test_plan_from_a_memory_budget() -> None:
         assert step_bytes(vgg16, largest, history=5) <= plan.budget  # each tile with its context fits
         assert scale.layout.tile >= 512
     assert not any(s.tiled for s in plan_for(content, vgg16, **common, max_memory=64.0).scales)
-    with pytest.raises(OptionError, match=r"^--max-memory: 0\.50 GiB is too small for a 4096x2731 image; it needs at "
-                       r"least (\d+\.\d\d) GiB"):
+    with pytest.raises(OptionError, match=r"^--max-memory: 0\.50 GiB is too small for the 4096x2731 output; it "
+                       r"needs at least (\d+\.\d\d) GiB"):
         plan_for(content, vgg16, size=4096, scales="1", steps=10, max_memory=0.5)
     try:  # the budget the message names is enough
         plan_for(content, vgg16, size=4096, scales="1", steps=10, max_memory=0.5)
@@ -242,6 +242,25 @@ def test_plan_from_a_memory_budget() -> None:
     fitted = plan_for(content, vgg16, size=4096, scales="1", steps=10, max_memory=need)
     assert fitted.scales[-1].layout is not None and fitted.scales[-1].layout.tile == 256
     assert fitted.scales[-1].content_per_tile  # the least budget named is the one of content targets per tile
+
+
+def _named_budget(content: tuple[int, int], backbone: Backbone, **options: object) -> float:
+    with pytest.raises(OptionError, match=r"^--max-memory: .* too small for the .* output; it needs at least") as err:
+        plan_for(content, backbone, **options)
+    return float(str(err.value).split("least ")[1].split(" GiB")[0])
+
+
+def test_a_budget_too_small_names_the_least_budget_of_the_whole_run() -> None:
+    """With several scales, the budget named is the one the whole run fits in (not just the first
+    scale that failed), and it is the least: 0.01 GiB less fails again."""
+    vgg16 = Backbone(VGGFeatures("vgg16", last_layer="relu5_1"), "caffe")
+    content = (6000, 4000)
+    needs = {_named_budget(content, vgg16, size=8192, max_memory=low) for low in (0.3, 1.0, 1.5)}
+    assert len(needs) == 1  # whatever was given, and whichever scale failed first
+    need = needs.pop()
+    plan = plan_for(content, vgg16, size=8192, max_memory=need)  # fits: no error
+    assert plan.scales[-1].size == (8192, 5461) and plan.scales[-1].tiled
+    assert _named_budget(content, vgg16, size=8192, max_memory=round(need - 0.01, 2)) == need
 
 
 def test_tiles_get_their_scales_steps_and_style_images_are_bounded() -> None:
