@@ -270,7 +270,8 @@ def make_plan(opts: Options, content_size: tuple[int, int], style_sizes: Sequenc
               backbone: Backbone, device: torch.device | str = "cpu", *, margin: int = DEFAULT_MARGIN) -> RunPlan:
     """The :class:`RunPlan` of a run of ``opts`` on a content image of ``content_size`` with style
     images of ``style_sizes`` (as loaded), on ``backbone`` and ``device``. Raises OptionError when
-    a scale is too small for the network's layers."""
+    a scale is too small for the network's layers, or when the memory budget is too small for the
+    run (naming the least budget in which every scale fits)."""
     layers = list(opts.computed_layers)
     need = network_min_side(backbone, layers)
     sizes = [long_side_size(content_size, s) for s in scale_sizes(opts.scales, opts.size)]
