@@ -123,11 +123,7 @@ def build_objective(backbone: Backbone, opts: Options, content: torch.Tensor, st
         photo = content_targets(backbone, content, layers)
         terms = [ContentLoss({k: v for k, v in photo.items() if k in opts.content_layers}, layer_strides(backbone),
                              weight=opts.content_weight)]
-    if masks is None and opts.tone_bands:
-        terms.append(RegionalStyle.from_tones(backbone, content, styles, opts.weighted_style_layers, opts.tone_bands,
-                                              blend=opts.style_blend, weight=opts.style_weight,
-                                              layer_weights=layer_weights))
-    elif masks is None:
+    if masks is None:
         terms.append(STYLE_LOSSES[opts.style_loss].from_images(
             backbone, styles, opts.weighted_style_layers, blend=opts.style_blend, weight=opts.style_weight,
             layer_weights=layer_weights))

@@ -55,9 +55,6 @@ def _opt(default: Any, help: str, *, choices: tuple[str, ...] | None = None, met
     return field(default=default, metadata=meta)
 
 
-MAX_TONE_BANDS = 8  # more bands leave too few pixels per band for a Gram matrix at the coarse scales
-
-
 @dataclass
 class Options:
     """Settings of one style transfer. Every field is also a command-line flag (``--style-weight``)."""
@@ -139,10 +136,6 @@ class Options:
     preserve_color: str = _opt("none", "keep the photo's colours: 'luminance' stylizes the brightness only, "
                                "'histogram' first matches the style's colours to the photo's",
                                choices=PRESERVE_COLOR_MODES, group="control")
-    tone_bands: int = _opt(0, "tone guidance: split the photo and the painting each into this many bands from "
-                           "dark to light and give each band of the photo the texture of the painting's same "
-                           "band, so that no part of the photo is painted as whatever part of the painting is "
-                           "cheapest there (0: off)", metavar="N", group="control")
     mask: str | None = _opt(None, "an image painted with one flat colour per style image; each style paints "
                             "its colour's region (colours are matched to the styles from dark to light)",
                             metavar="MASK.png", group="control")
@@ -230,12 +223,6 @@ class Options:
         if not isinstance(scale, (int, float)) or not math.isfinite(scale) or not low <= scale <= high:
             raise OptionError(f"--style-scale: must be from {low:g} to {high:g} (1 = style at the content's scale), "
                               f"got {scale!r}")
-        if not isinstance(self.tone_bands, int) or not 0 <= self.tone_bands <= MAX_TONE_BANDS:
-            raise OptionError(f"--tone-bands: must be a whole number from 0 to {MAX_TONE_BANDS}, got {self.tone_bands!r}")
-        if self.tone_bands and self.mask is not None:
-            raise OptionError("--tone-bands cannot be combined with --mask: the mask already says which style goes where")
-        if self.tone_bands and self.style_loss != "gram":
-            raise OptionError(f"--tone-bands works with --style-loss gram (banded Gram matrices), not {self.style_loss}")
         if self.mask is not None and self.style_loss != "gram":
             raise OptionError(f"--mask works with --style-loss gram (regional Gram matrices), not {self.style_loss}")
         if self.mask is not None and self.style_blend is not None:

@@ -14,37 +14,11 @@ import torch
 import torch.nn.functional as F
 
 from stylize.backbone import Backbone
-from stylize.features import CHUNK_PIXELS, chunked_features
 from stylize.geometry import Box
 from stylize.loss import functional
-from stylize.loss.style import _normalized_blend, style_targets
+from stylize.loss.style import style_targets
 from stylize.loss.term import Features, Term
 from stylize.regions import region_maps
-from stylize.tones import tone_maps
-
-
-@torch.no_grad()
-def masked_style_targets(backbone: Backbone, style: torch.Tensor, maps: torch.Tensor, layers: Sequence[str]
-                         ) -> list[dict[str, torch.Tensor]]:
-    """One dict of Gram targets per map of ``maps`` (R, 1, H, W, at the style image's size): the
-    Gram of ``style``'s features weighted by that map (area-averaged to each layer's resolution).
-    Large images are computed chunk by chunk, each chunk with its part of the maps."""
-    if style.shape[-2] * style.shape[-1] > CHUNK_PIXELS:
-        pieces = chunked_features(backbone, style, layers)
-    else:
-        pieces = iter([(Box(0, 0, style.shape[-2], style.shape[-1]), backbone(style, layers))])
-    sums: dict[str, torch.Tensor] = {}
-    weights: dict[str, torch.Tensor] = {}
-    for box, feats in pieces:
-        part = box.crop(maps).to(style.device)
-        for k, v in feats.items():
-            c, h, w = v.shape[1:]
-            flat = v.reshape(c, h * w)
-            m = F.adaptive_avg_pool2d(part, (h, w)).reshape(-1, 1, h * w).to(flat.dtype)  # (R, 1, P)
-            sums[k] = sums.get(k, 0) + (flat[None] * m) @ flat.T[None]
-            weights[k] = weights.get(k, 0) + m.sum(dim=2, keepdim=True)
-    return [{k: (sums[k][r] / weights[k][r].clamp_min(functional.EPS)).unsqueeze(0) for k in sums}
-            for r in range(maps.shape[0])]
 
 
 class RegionalStyle(Term):
@@ -81,23 +55,6 @@ class RegionalStyle(Term):
         targets = [style_targets(backbone, [style], layers) for style in styles]
         return cls(region_maps(onehot, size).to(styles[0].device), targets, weight=weight,
                    layer_weights=layer_weights)
-
-    @classmethod
-    def from_tones(cls, backbone: Backbone, content: torch.Tensor, styles: Sequence[torch.Tensor],
-                   layers: Sequence[str], bands: int, *, blend: Sequence[float] | None = None,
-                   weight: float = 1.0, layer_weights: Mapping[str, float] | None = None) -> RegionalStyle:
-        """Tone guidance (:mod:`stylize.tones`): the photo's ``bands`` tone bands, dark to light, each
-        matched to the Grams of the same band of the style image(s) (several blended by ``blend``)."""
-        shares = _normalized_blend(blend, len(styles))
-        targets: list[dict[str, torch.Tensor]] | None = None
-        for style, share in zip(styles, shares, strict=True):
-            per_band = masked_style_targets(backbone, style, tone_maps(style, bands), layers)
-            if targets is None:
-                targets = [{k: share * v for k, v in band.items()} for band in per_band]
-            else:
-                targets = [{k: t[k] + share * band[k] for k in t} for t, band in zip(targets, per_band, strict=True)]
-        assert targets is not None
-        return cls(tone_maps(content, bands).to(content.device), targets, weight=weight, layer_weights=layer_weights)
 
     def layer_masks(self, height: int, width: int) -> torch.Tensor:
         """(R, 1, height, width) masks at a feature resolution (area-averaged)."""
