@@ -39,16 +39,23 @@ def tiny_factory(opts: Options) -> Backbone:
 
 class KillOnce:
     """A step hook that ends its worker process (``os._exit``) at step 2 of the first job on ``content``;
-    a marker file makes it happen once, whichever process runs the retry."""
+    a marker file makes it happen once, whichever process runs the retry. The marker is created
+    exclusively (``O_EXCL``): two workers running jobs on ``content`` at once reach step 2 together,
+    and with a check-then-write both died now and then (two retries instead of one)."""
 
     def __init__(self, content: str, marker: Path) -> None:
         self.content, self.marker = content, str(marker)
 
     def __call__(self, task: Task, progress: object) -> None:
-        if Path(task.content).name == self.content and getattr(progress, "step", 0) == 2 \
-                and not os.path.exists(self.marker):
-            Path(self.marker).write_text(str(os.getpid()))
-            os._exit(7)
+        if Path(task.content).name != self.content or getattr(progress, "step", 0) != 2:
+            return
+        try:
+            fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return  # another process was first
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        os._exit(7)
 
 
 class FailOnce:
